@@ -1,0 +1,53 @@
+/**
+ * Typed errors at protocol boundaries. A {@linkcode ProtocolError} carries what
+ * the wire needs (IMAP response code, SMTP reply and enhanced code); the
+ * server turns it into `NO`/`BAD`/`5xx` in exactly one place, so internals
+ * never leak to the wire.
+ *
+ * @example
+ * ```ts
+ * throw new ProtocolError("NO", "Mailbox does not exist", { imapCode: "NONEXISTENT" });
+ * ```
+ */
+export class ProtocolError extends Error {
+  /** IMAP status: `NO` for a refused request, `BAD` for a malformed one. */
+  readonly status: "NO" | "BAD";
+  /** IMAP response code such as `TRYCREATE`, `NONEXISTENT`, `OVERQUOTA`. */
+  readonly imapCode?: string;
+  /** SMTP reply code and enhanced status code (RFC 3463). */
+  readonly smtp?: { code: number; enhanced: string };
+  /** True when the client caused it (bad syntax, unknown mailbox); false for server faults. */
+  readonly userFault: boolean;
+
+  constructor(
+    status: "NO" | "BAD",
+    text: string,
+    opts: { imapCode?: string; smtp?: { code: number; enhanced: string }; userFault?: boolean } =
+      {},
+  ) {
+    super(text);
+    this.name = "ProtocolError";
+    this.status = status;
+    this.imapCode = opts.imapCode;
+    this.smtp = opts.smtp;
+    this.userFault = opts.userFault ?? true;
+  }
+}
+
+/** A command line could not be parsed; `BAD` on the wire. */
+export function badSyntax(text: string): ProtocolError {
+  return new ProtocolError("BAD", text);
+}
+
+/** A well-formed request that cannot be carried out; `NO` on the wire. */
+export function refused(text: string, imapCode?: string): ProtocolError {
+  return new ProtocolError("NO", text, { imapCode });
+}
+
+/** A user-facing failure of the `hearth` command: printed as one sentence, no stack trace. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}

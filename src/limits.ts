@@ -1,0 +1,45 @@
+/**
+ * Every limit Hearth enforces, in one place, so that parsers, framers and
+ * servers cannot drift apart. Units are in the names.
+ */
+export const limits = {
+  /** Longest IMAP command line, excluding literals (RFC 7162 §4 asks for at least 8192). */
+  imapLineBytes: 64 * 1024,
+  /** Largest literal in a command other than APPEND. */
+  imapLiteralBytes: 64 * 1024,
+  /** Number of literals in one command. */
+  imapLiteralsPerCommand: 1000,
+  /** Nesting depth of parenthesised lists in one command. */
+  imapNestingDepth: 32,
+  /** Largest message accepted by APPEND, SMTP and the edge. */
+  messageBytes: 50 * 1024 * 1024,
+  /** Total bytes of one MULTIAPPEND command. */
+  imapMultiAppendBytes: 200 * 1024 * 1024,
+  /** Commands a connection may send before it is closed. */
+  imapCommandsPerConnection: 1_000_000,
+  /** Consecutive BAD commands before the server says BYE. */
+  imapBadCommandsPerConnection: 20,
+  /** Failed logins on one connection before BYE. */
+  imapAuthFailuresPerConnection: 5,
+  /** Failed logins per account (or per client address) per window before login is refused. */
+  authFailuresPerWindow: 10,
+  authFailureWindowMs: 15 * 60 * 1000,
+  /** Open IMAP connections from one IP address. */
+  imapConnectionsPerIp: 200,
+  /** All open IMAP connections. */
+  imapConnections: 5000,
+  /** Idle timeout before login (RFC 9051 §5.4 asks for at least 30 min after login). */
+  imapPreAuthIdleMs: 60 * 1000,
+  imapIdleMs: 30 * 60 * 1000,
+  /** Bytes of responses queued for a client that does not read before it is dropped. */
+  imapOutputBufferBytes: 64 * 1024 * 1024,
+  /** Length of one mailbox name in bytes, and hierarchy depth. */
+  mailboxNameBytes: 1024,
+  mailboxDepth: 64,
+  /** Mailboxes per account. */
+  mailboxesPerAccount: 10_000,
+  /** Keywords per mailbox (PERMANENTFLAGS stays bounded). */
+  keywordsPerMailbox: 256,
+  /** How long an unlocked account identity stays in memory after its last session ends. */
+  unlockedIdleMs: 5 * 60 * 1000,
+} as const;
