@@ -7,6 +7,8 @@ export const limits = {
   imapLineBytes: 64 * 1024,
   /** Largest literal in a command other than APPEND. */
   imapLiteralBytes: 64 * 1024,
+  /** Total bytes of one IMAP command other than APPEND: its lines plus its literals. */
+  imapCommandBytes: 8 * 1024 * 1024,
   /** Number of literals in one command. */
   imapLiteralsPerCommand: 1000,
   /** Nesting depth of parenthesised lists in one command. */

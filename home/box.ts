@@ -1,0 +1,125 @@
+/**
+ * The home box: its data directory, store and listeners, composed.
+ *
+ * @example
+ * ```ts
+ * const box = await startHome(await loadConfig("hearth-data"));
+ * // … later
+ * await box.close();
+ * ```
+ */
+import type { HearthConfig } from "../src/config.ts";
+import { saveConfig } from "../src/config.ts";
+import { UsageError } from "../src/errors.ts";
+import { issueServerCertificate, makeCertificateAuthority } from "../src/tls.ts";
+import { BlobStore } from "./store/blobs.ts";
+import { AccountRegistry } from "./store/accounts.ts";
+import { type ImapServer, startImapServer } from "./imap/server.ts";
+import { log } from "../src/log.ts";
+
+export interface HomeBox {
+  config: HearthConfig;
+  kv: Deno.Kv;
+  blobs: BlobStore;
+  registry: AccountRegistry;
+  imap: ImapServer;
+  close(): Promise<void>;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Prepares a data directory: configuration, private CA and server
+ * certificate. Safe to run again: nothing that exists is overwritten.
+ */
+export async function initDataDir(config: HearthConfig): Promise<{ created: boolean }> {
+  const dir = config.dataDir;
+  await Deno.mkdir(`${dir}/tls`, { recursive: true, mode: 0o700 });
+  await Deno.mkdir(`${dir}/blobs`, { recursive: true, mode: 0o700 });
+  let created = false;
+  if (!(await exists(`${dir}/config.json`))) {
+    await saveConfig(config);
+    created = true;
+  }
+  if (!(await exists(`${dir}/tls/ca.pem`))) {
+    const ca = await makeCertificateAuthority(`Hearth local CA for ${config.domain}`);
+    await Deno.writeTextFile(`${dir}/tls/ca-key.pem`, ca.keyPem, { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/tls/ca.pem`, ca.certPem);
+  }
+  if (!(await exists(`${dir}/tls/cert.pem`))) {
+    const ca = {
+      certPem: await Deno.readTextFile(`${dir}/tls/ca.pem`),
+      keyPem: await Deno.readTextFile(`${dir}/tls/ca-key.pem`),
+    };
+    const names = [...new Set([config.hostname, "localhost", config.domain, "127.0.0.1", "::1"])];
+    const leaf = await issueServerCertificate(ca, names);
+    await Deno.writeTextFile(`${dir}/tls/key.pem`, leaf.keyPem, { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/tls/cert.pem`, leaf.certPem);
+  }
+  return { created };
+}
+
+/** Opens the home box's index and blob store. */
+export async function openStore(config: HearthConfig) {
+  if (!(await exists(`${config.dataDir}/config.json`))) {
+    throw new UsageError(
+      `${config.dataDir} is not a Hearth data directory; run "hearth init" first (or pass --data)`,
+    );
+  }
+  const kv = await Deno.openKv(`${config.dataDir}/home.kv`);
+  const blobs = new BlobStore(`${config.dataDir}/blobs`);
+  return { kv, blobs };
+}
+
+export interface HomeOptions {
+  /** Allow LOGIN without TLS on loopback (tests, benchmarks). */
+  allowPlaintextAuth?: boolean;
+}
+
+/** Starts the home box's listeners. */
+export async function startHome(config: HearthConfig, opts: HomeOptions = {}): Promise<HomeBox> {
+  const { kv, blobs } = await openStore(config);
+  const removed = await blobs.collectTemporaries();
+  if (removed) log.info("blobs.temporaries-removed", { count: removed });
+  const registry = new AccountRegistry(kv, blobs);
+  const cert = {
+    certPem: await Deno.readTextFile(`${config.dataDir}/tls/cert.pem`),
+    keyPem: await Deno.readTextFile(`${config.dataDir}/tls/key.pem`),
+  };
+  let imap: ImapServer;
+  try {
+    imap = await startImapServer({
+      registry,
+      hostname: config.hostname,
+      listen: config.listen,
+      port: config.imapPort,
+      tlsPort: config.imapsPort,
+      cert,
+      tlsAvailable: true,
+      allowPlaintextAuth: opts.allowPlaintextAuth ?? false,
+    });
+  } catch (e) {
+    kv.close();
+    throw new UsageError((e as Error).message);
+  }
+  return {
+    config,
+    kv,
+    blobs,
+    registry,
+    imap,
+    async close() {
+      await imap.close();
+      await registry.close();
+      kv.close();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * FETCH and UID FETCH (RFC 9051 §6.4.5), with BINARY (RFC 3516), CONDSTORE
+ * CHANGEDSINCE and MODSEQ (RFC 7162 §3.1.4), and QRESYNC VANISHED (RFC 7162
+ * §3.2.6).
+ */
+import { ProtocolError } from "../../../src/errors.ts";
+import { atom, type ImapValue } from "../../../src/mime/imap_value.ts";
+import { binarySize, fetchBinary, fetchSection } from "../../../src/mime/mod.ts";
+import type { Command, FetchAtt, Section } from "../ast.ts";
+import type { Session } from "../session.ts";
+import type { MessageRecord } from "../../store/state.ts";
+import { formatInternalDate, resolveTargets, type Target } from "./common.ts";
+import { formatSequenceSet, intervalsContain, resolveSequenceSet } from "../sequence.ts";
+
+type FetchCommand = Extract<Command, { name: "FETCH" }>;
+
+/** `1.2.HEADER.FIELDS (SUBJECT)` as the response names it. */
+export function sectionText(section: Section): string {
+  const parts: string[] = [];
+  if (section.part.length) parts.push(section.part.join("."));
+  if (section.text) {
+    let t = section.text;
+    if (section.fields) t += ` (${section.fields.join(" ")})`;
+    parts.push(t);
+  }
+  return parts.join(".");
+}
+
+function partial(data: Uint8Array, p?: { start: number; count: number }): Uint8Array {
+  if (!p) return data;
+  if (p.start >= data.length) return new Uint8Array(0);
+  return data.subarray(p.start, Math.min(data.length, p.start + p.count));
+}
+
+function needsBody(att: FetchAtt): boolean {
+  return att.kind === "BODY[]" || att.kind === "BINARY[]" || att.kind === "BINARY.SIZE" ||
+    att.kind === "RFC822" || att.kind === "RFC822.HEADER" || att.kind === "RFC822.TEXT";
+}
+
+function setsSeen(att: FetchAtt): boolean {
+  return ((att.kind === "BODY[]" || att.kind === "BINARY[]") && !att.peek) || att.kind === "RFC822" ||
+    att.kind === "RFC822.TEXT";
+}
+
+function needsInfo(att: FetchAtt): boolean {
+  return att.kind === "ENVELOPE" || att.kind === "BODY" || att.kind === "BODYSTRUCTURE";
+}
+
+export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
+  const view = s.view();
+  const store = s.account();
+  const atts = cmd.atts.slice();
+  const changedSince = cmd.modifiers.changedSince;
+  if (changedSince !== undefined || atts.some((a) => a.kind === "MODSEQ")) s.condstore = true;
+  if (cmd.modifiers.vanished) {
+    // RFC 7162 §3.2.6: VANISHED needs QRESYNC, UID FETCH and CHANGEDSINCE.
+    if (!s.qresync) throw new ProtocolError("BAD", "VANISHED needs ENABLE QRESYNC first");
+    if (!cmd.uid) throw new ProtocolError("BAD", "VANISHED is only allowed with UID FETCH");
+    if (changedSince === undefined) throw new ProtocolError("BAD", "VANISHED needs CHANGEDSINCE");
+  }
+  let targets = resolveTargets(view, cmd.set, cmd.uid);
+  if (cmd.uid && !atts.some((a) => a.kind === "UID")) atts.unshift({ kind: "UID" });
+  if (changedSince !== undefined && !atts.some((a) => a.kind === "MODSEQ")) atts.push({ kind: "MODSEQ" });
+  // With CONDSTORE active, untagged FETCH for flag changes carry MODSEQ (RFC 7162 §3.1.4).
+  const withModseq = atts.some((a) => a.kind === "MODSEQ");
+
+  if (cmd.modifiers.vanished && !("saved" in cmd.set)) {
+    const mb = view.mailbox;
+    const maxUid = mb.rec.uidNext - 1;
+    const intervals = resolveSequenceSet(cmd.set, Math.max(maxUid, 1));
+    const since = Number(changedSince);
+    const gone = new Set<number>();
+    for (const [uid, modseq] of mb.expunged) {
+      if (modseq > since && intervalsContain(intervals, uid)) gone.add(uid);
+    }
+    if (gone.size) {
+      s.w.untagged(`VANISHED (EARLIER) ${formatSequenceSet([...gone].sort((a, b) => a - b))}`);
+    }
+  }
+
+  // Messages expunged by another session meanwhile have no record: they are skipped.
+  const live: { t: Target; rec: MessageRecord }[] = [];
+  for (const t of targets) {
+    const rec = view.record(t.uid);
+    if (!rec) continue;
+    if (changedSince !== undefined && rec.modseq <= Number(changedSince)) continue;
+    live.push({ t, rec });
+  }
+  targets = [];
+
+  // RFC 9051 §6.4.5: BODY[] (not PEEK) sets \Seen; done in one mutation before answering.
+  const seenNow = new Set<number>();
+  if (!view.readOnly && atts.some(setsSeen)) {
+    const unseen = live.filter((x) => !x.rec.flags.includes("\\Seen")).map((x) => x.t.uid);
+    if (unseen.length) {
+      const mbId = view.mailbox.id;
+      await store.mutate((tx) => {
+        const changes: [number, number, string[]][] = [];
+        for (const uid of unseen) {
+          const rec = view.mailbox.byUid.get(uid);
+          if (!rec || rec.flags.includes("\\Seen")) continue;
+          changes.push([uid, tx.nextModSeq(), [...rec.flags, "\\Seen"].sort()]);
+          seenNow.add(uid);
+        }
+        if (changes.length) tx.push({ op: "flags", mb: mbId, changes }, s.id);
+      });
+    }
+  }
+
+  if (atts.some(needsInfo)) await store.prefetchInfo(live.map((x) => x.rec.blob));
+  const wantBody = atts.some(needsBody);
+
+  for (const { t, rec } of live) {
+    const items: ImapValue[] = [];
+    const binaryItems = new Set<number>();
+    let raw: Uint8Array | null = null;
+    if (wantBody) raw = await store.message(rec.blob);
+    const info = atts.some(needsInfo) ? await store.info(rec.blob) : null;
+    let flagsSent = false;
+    for (const att of atts) {
+      switch (att.kind) {
+        case "UID":
+          items.push(atom("UID"), rec.uid);
+          break;
+        case "FLAGS":
+          items.push(atom("FLAGS"), view.flagAtoms(rec, s.rev2));
+          flagsSent = true;
+          break;
+        case "INTERNALDATE":
+          items.push(atom("INTERNALDATE"), formatInternalDate(rec.date));
+          break;
+        case "RFC822.SIZE":
+          items.push(atom("RFC822.SIZE"), rec.size);
+          break;
+        case "MODSEQ":
+          items.push(atom("MODSEQ"), [rec.modseq]);
+          break;
+        case "SAVEDATE":
+          items.push(atom("SAVEDATE"), formatInternalDate(rec.saved));
+          break;
+        case "EMAILID":
+          items.push(atom("EMAILID"), [atom(`M${rec.blob.slice(0, 24)}`)]);
+          break;
+        case "THREADID":
+          items.push(atom("THREADID"), null);
+          break;
+        case "ENVELOPE":
+          items.push(atom("ENVELOPE"), info!.envelope);
+          break;
+        case "BODY":
+          items.push(atom("BODY"), info!.body);
+          break;
+        case "BODYSTRUCTURE":
+          items.push(atom("BODYSTRUCTURE"), info!.bodyStructure);
+          break;
+        case "RFC822":
+          items.push(atom("RFC822"), raw!);
+          break;
+        case "RFC822.HEADER":
+          items.push(atom("RFC822.HEADER"), fetchSection(raw!, { part: [], text: "HEADER" }));
+          break;
+        case "RFC822.TEXT":
+          items.push(atom("RFC822.TEXT"), fetchSection(raw!, { part: [], text: "TEXT" }));
+          break;
+        case "BODY[]": {
+          const data = partial(fetchSection(raw!, att.section), att.partial);
+          const name = `BODY[${sectionText(att.section)}]${att.partial ? `<${att.partial.start}>` : ""}`;
+          items.push(atom(name), data);
+          break;
+        }
+        case "BINARY[]": {
+          const decoded = fetchBinary(raw!, att.part);
+          if (decoded === null) {
+            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", { imapCode: "UNKNOWN-CTE" });
+          }
+          const data = partial(decoded, att.partial);
+          const name = `BINARY[${att.part.join(".")}]${att.partial ? `<${att.partial.start}>` : ""}`;
+          // RFC 3516 §4.3: literal8 only when the data has NULs.
+          if (data.includes(0)) binaryItems.add(items.length + 1);
+          items.push(atom(name), data);
+          break;
+        }
+        case "BINARY.SIZE": {
+          const size = binarySize(raw!, att.part);
+          if (size === null) {
+            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", { imapCode: "UNKNOWN-CTE" });
+          }
+          items.push(atom(`BINARY.SIZE[${att.part.join(".")}]`), size);
+          break;
+        }
+      }
+    }
+    if (seenNow.has(rec.uid) && !flagsSent) items.push(atom("FLAGS"), view.flagAtoms(rec, s.rev2));
+    if (withModseq && seenNow.has(rec.uid) && !atts.some((a) => a.kind === "MODSEQ")) {
+      items.push(atom("MODSEQ"), [rec.modseq]);
+    }
+    s.w.text(`* ${t.seq} FETCH (`);
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0) s.w.text(" ");
+      s.w.value(items[i], { binary: binaryItems.has(i) });
+    }
+    s.w.text(")").crlf();
+    await s.maybeFlush();
+  }
+}

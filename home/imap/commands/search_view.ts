@@ -1,0 +1,75 @@
+/** Presents a session's messages to SEARCH, SORT and THREAD without copying what is not needed. */
+import type { Session } from "../session.ts";
+import type { SearchableMessage, SearchScope } from "../search.ts";
+import type { SearchKey } from "../ast.ts";
+import { ProtocolError } from "../../../src/errors.ts";
+
+/** The session's messages as SearchableMessages, in sequence order. */
+export function searchableMessages(s: Session): SearchableMessage[] {
+  const view = s.view();
+  const account = s.account();
+  const out: SearchableMessage[] = [];
+  for (let i = 0; i < view.uids.length; i++) {
+    const rec = view.record(view.uids[i]);
+    if (!rec) continue;
+    const blob = rec.blob;
+    out.push({
+      seq: i + 1,
+      uid: rec.uid,
+      flags: new Set(rec.flags),
+      internalDate: rec.date,
+      size: rec.size,
+      modseq: BigInt(rec.modseq),
+      recent: view.recent.has(rec.uid),
+      info: () => account.info(blob),
+      text: () => account.text(blob),
+    });
+  }
+  return out;
+}
+
+export function searchScope(s: Session): SearchScope {
+  const view = s.view();
+  return {
+    maxSeq: view.uids.length,
+    maxUid: view.uids.length ? view.uids[view.uids.length - 1] : 0,
+    savedUids: view.saved ? new Set(view.saved) : null,
+    now: Date.now(),
+  };
+}
+
+/** RFC 9051 §6.4.4: only UTF-8 and US-ASCII are supported charsets. */
+export function checkCharset(charset: string | undefined) {
+  if (charset === undefined) return;
+  const c = charset.toUpperCase();
+  if (c !== "UTF-8" && c !== "US-ASCII" && c !== "UTF8") {
+    throw new ProtocolError("NO", `Unsupported charset ${charset}`, { imapCode: "BADCHARSET (UTF-8 US-ASCII)" });
+  }
+}
+
+/** True when a search key uses MODSEQ (the response then carries MODSEQ, RFC 7162 §3.1.5). */
+export function usesModseq(key: SearchKey): boolean {
+  switch (key.kind) {
+    case "MODSEQ":
+      return true;
+    case "NOT":
+      return usesModseq(key.key);
+    case "OR":
+      return usesModseq(key.a) || usesModseq(key.b);
+    case "AND":
+      return key.keys.some(usesModseq);
+    default:
+      return false;
+  }
+}
+
+/** Prefetches metadata when a key will need it for many messages. */
+export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
+  const view = s.view();
+  const blobs: string[] = [];
+  for (const m of messages) {
+    const rec = view.record(m.uid);
+    if (rec) blobs.push(rec.blob);
+  }
+  await s.account().prefetchInfo(blobs);
+}

@@ -1,0 +1,554 @@
+/**
+ * One account's store while it is unlocked: the in-memory state, its single
+ * writer, the change log in Deno KV, the sealed blobs and the encrypted
+ * per-message metadata.
+ *
+ * Persistence: `["st", account, "head"]` names the current snapshot
+ * generation; `["st", account, "snap", gen, i]` holds the packed snapshot and
+ * `["st", account, "log", n, part]` the changes since, one entry per writer
+ * batch. Loading reads the snapshot and replays the log, so opening a
+ * 100,000-message account reads a few hundred values, not 100,000.
+ *
+ * Every mutation goes through {@linkcode AccountStore.mutate}: mutations that
+ * arrive while a commit is in flight are applied together and committed in
+ * one KV commit (group commit); their promises resolve only after it is
+ * durable, and only then are sessions notified.
+ */
+import type { MessageInfo } from "../../src/mime/message_info.ts";
+import { analyzeMessage } from "../../src/mime/analyze.ts";
+import { searchableText } from "../../src/mime/searchable_text.ts";
+import { openSealed, sealToRecipient } from "../../src/crypto/age.ts";
+import { decryptIndex, decryptJson, encryptIndex, encryptJson } from "../../src/crypto/index_key.ts";
+import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
+import { log } from "../../src/log.ts";
+import { ProtocolError } from "../../src/errors.ts";
+import type { BlobStore } from "./blobs.ts";
+import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
+import {
+  chunksPerCommit,
+  deletePrefix,
+  getChunked,
+  gunzip,
+  gzip,
+  joinChunks,
+  setChunked,
+  splitChunks,
+} from "./chunks.ts";
+
+/** What sessions hear after a commit. `origin` is the session that caused it, if any. */
+export type ChangeEvent =
+  | { kind: "add"; mb: string; uid: number }
+  | { kind: "flags"; mb: string; uid: number; origin?: number }
+  | { kind: "expunge"; mb: string; uids: number[]; origin?: number }
+  | { kind: "mailboxes" };
+
+/** A message sealed and stored while its account was locked, waiting to be indexed into INBOX. */
+export interface ArrivalRecord {
+  blob: string;
+  size: number;
+  date: number;
+}
+
+export type Listener = (events: ChangeEvent[]) => void;
+
+/** The unlocked secrets of an account, held in memory only. */
+export interface AccountKeys {
+  identity: string;
+  recipient: string;
+  indexKey: CryptoKey;
+}
+
+/** The handle a mutation works through: reads state, allocates modseqs, records ops. */
+export interface Tx {
+  readonly state: AccountState;
+  /** A new modseq, higher than any before (RFC 7162 §3.1.1: strictly increasing per mailbox). */
+  nextModSeq(): number;
+  /** Applies an op to memory now and records it for the commit. */
+  push(op: Op, origin?: number): void;
+  /** Deletes a KV key in the same commit as the ops (an ingested arrival record). */
+  deleteWithCommit(key: Deno.KvKey): void;
+}
+
+interface Pending {
+  run: (tx: Tx) => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const maxChangesPerOp = 2000;
+const compactAfterEntries = 2000;
+const metaCacheSize = 50_000;
+
+type StoredOp = Op | { op: "mbox"; rec: Omit<MailboxRecord, "nameEnc"> & { nameEnc: string } };
+
+function encodeOps(ops: Op[]): Uint8Array {
+  const lines = ops.map((op) =>
+    op.op === "mbox"
+      ? JSON.stringify({ op: "mbox", rec: { ...op.rec, nameEnc: toBase64Url(op.rec.nameEnc) } })
+      : JSON.stringify(op)
+  );
+  return encoder.encode(lines.join("\n"));
+}
+
+function decodeOps(data: Uint8Array): Op[] {
+  if (data.length === 0) return [];
+  return decoder.decode(data).split("\n").map((line) => {
+    const op = JSON.parse(line) as StoredOp;
+    if (op.op === "mbox" && typeof op.rec.nameEnc === "string") {
+      return { op: "mbox", rec: { ...op.rec, nameEnc: fromBase64Url(op.rec.nameEnc) } } as Op;
+    }
+    return op as Op;
+  });
+}
+
+/** Splits ops whose change lists are long, so one log entry stays within KV limits. */
+function* boundedOps(ops: Op[]): Generator<Op> {
+  for (const op of ops) {
+    if (op.op === "flags" && op.changes.length > maxChangesPerOp) {
+      for (let i = 0; i < op.changes.length; i += maxChangesPerOp) {
+        yield { ...op, changes: op.changes.slice(i, i + maxChangesPerOp) };
+      }
+    } else if (op.op === "expunge" && op.uids.length > maxChangesPerOp * 5) {
+      for (let i = 0; i < op.uids.length; i += maxChangesPerOp * 5) {
+        yield { ...op, uids: op.uids.slice(i, i + maxChangesPerOp * 5) };
+      }
+    } else yield op;
+  }
+}
+
+export class AccountStore {
+  readonly id: string;
+  readonly state = new AccountState();
+  readonly #kv: Deno.Kv;
+  readonly #blobs: BlobStore;
+  readonly #keys: AccountKeys;
+  #names = new Map<string, string>();
+  #logNext = 0;
+  #logFrom = 0;
+  #gen = 0;
+  #queue: Pending[] = [];
+  #writing = false;
+  #listeners = new Set<Listener>();
+  #metaCache = new Map<string, MessageInfo>();
+  #metaLoadedAll = false;
+  #closed = false;
+
+  private constructor(id: string, kv: Deno.Kv, blobs: BlobStore, keys: AccountKeys) {
+    this.id = id;
+    this.#kv = kv;
+    this.#blobs = blobs;
+    this.#keys = keys;
+  }
+
+  get keys(): AccountKeys {
+    return this.#keys;
+  }
+
+  /** Loads an account's state: snapshot plus change log. Decrypts mailbox names. */
+  static async open(
+    kv: Deno.Kv,
+    blobs: BlobStore,
+    id: string,
+    keys: AccountKeys,
+  ): Promise<AccountStore> {
+    const store = new AccountStore(id, kv, blobs, keys);
+    await store.#load();
+    return store;
+  }
+
+  async #load() {
+    const head = await this.#kv.get<{ gen: number; chunks: number; logFrom: number }>([
+      "st",
+      this.id,
+      "head",
+    ]);
+    const ops: Op[] = [];
+    if (head.value) {
+      this.#gen = head.value.gen;
+      this.#logFrom = head.value.logFrom;
+      const snap = await getChunked(this.#kv, ["st", this.id, "snap", this.#gen]);
+      if (snap) ops.push(...decodeOps(snap));
+    }
+    this.#logNext = this.#logFrom;
+    let current = -1;
+    let parts: Uint8Array[] = [];
+    const flush = () => {
+      if (parts.length) ops.push(...decodeOps(joinChunks(parts)));
+      parts = [];
+    };
+    for await (
+      const e of this.#kv.list<Uint8Array>({ start: ["st", this.id, "log", this.#logFrom], end: [
+        "st",
+        this.id,
+        "log",
+        Number.MAX_SAFE_INTEGER,
+      ] })
+    ) {
+      const n = e.key[3] as number;
+      if (n !== current) {
+        flush();
+        current = n;
+      }
+      parts.push(e.value);
+      this.#logNext = n + 1;
+    }
+    flush();
+    // Names are decrypted before replay so apply() stays synchronous.
+    for (const op of ops) {
+      if (op.op === "mbox") await this.#rememberName(op.rec);
+    }
+    for (const op of ops) this.state.apply(op, (rec) => this.#names.get(rec.id) ?? "");
+  }
+
+  async #rememberName(rec: MailboxRecord) {
+    const name = decoder.decode(await decryptIndex(this.#keys.indexKey, rec.nameEnc, "mailbox-name"));
+    this.#names.set(rec.id, name);
+    return name;
+  }
+
+  /** Encrypts a mailbox name for a record. */
+  async encryptName(name: string): Promise<Uint8Array> {
+    return await encryptIndex(this.#keys.indexKey, encoder.encode(name), "mailbox-name");
+  }
+
+  /** Registers a name for a record about to be pushed (so apply() can name it). */
+  nameRecord(id: string, name: string) {
+    this.#names.set(id, name);
+  }
+
+  /** Listens for committed changes; returns the unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Runs a mutation under the account's single writer. `run` is synchronous:
+   * it checks state and pushes ops; anything slow (sealing, writing blobs)
+   * happens before. Resolves after the ops are durable.
+   */
+  mutate<T>(run: (tx: Tx) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error("account store is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.#writing) this.#drain();
+    });
+  }
+
+  async #drain() {
+    this.#writing = true;
+    try {
+      while (this.#queue.length) {
+        const batch = this.#queue;
+        this.#queue = [];
+        await this.#commitBatch(batch);
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #commitBatch(batch: Pending[]) {
+    const ops: Op[] = [];
+    const deletes: Deno.KvKey[] = [];
+    const events: ChangeEvent[] = [];
+    const results: { p: Pending; ok: boolean; value: unknown }[] = [];
+    const tx: Tx = {
+      state: this.state,
+      nextModSeq: () => ++this.state.modseq,
+      push: (op, origin) => {
+        this.state.apply(op, (rec) => this.#names.get(rec.id) ?? "");
+        ops.push(op);
+        events.push(...eventsOf(op, origin));
+      },
+      deleteWithCommit: (key) => deletes.push(key),
+    };
+    for (const p of batch) {
+      const before = ops.length;
+      try {
+        results.push({ p, ok: true, value: p.run(tx) });
+      } catch (e) {
+        // A refused mutation must leave no ops behind; refusals happen before any push.
+        if (ops.length !== before) log.error("store.partial-mutation", { account: this.id });
+        results.push({ p, ok: false, value: e });
+      }
+    }
+    if (ops.length) {
+      try {
+        await this.#appendLog(ops, deletes);
+      } catch (e) {
+        log.error("store.commit-failed", { account: this.id, error: e });
+        // Memory is ahead of disk: rebuild it from what is durable, and refuse the whole batch.
+        await this.#reload().catch((e2) => log.error("store.reload-failed", { error: e2 }));
+        const err = new ProtocolError("NO", "The mailbox store could not save the change; try again", {
+          imapCode: "SERVERBUG",
+          userFault: false,
+        });
+        for (const r of results) r.p.reject(err);
+        return;
+      }
+    }
+    for (const r of results) r.ok ? r.p.resolve(r.value) : r.p.reject(r.value);
+    if (events.length) {
+      for (const l of this.#listeners) {
+        try {
+          l(events);
+        } catch (e) {
+          log.error("store.listener-failed", { error: e });
+        }
+      }
+    }
+    if (this.#logNext - this.#logFrom > compactAfterEntries) {
+      await this.#compact().catch((e) => log.warn("store.compact-failed", { error: e }));
+    }
+  }
+
+  async #reload() {
+    const fresh = await AccountStore.open(this.#kv, this.#blobs, this.id, this.#keys);
+    this.state.mailboxes.clear();
+    for (const [k, v] of fresh.state.mailboxes) this.state.mailboxes.set(k, v);
+    this.state.blobRefs.clear();
+    for (const [k, v] of fresh.state.blobRefs) this.state.blobRefs.set(k, v);
+    this.state.modseq = fresh.state.modseq;
+    this.#logNext = fresh.#logNext;
+    this.#logFrom = fresh.#logFrom;
+    this.#gen = fresh.#gen;
+    this.#names = fresh.#names;
+    for (const l of this.#listeners) l([{ kind: "mailboxes" }]);
+  }
+
+  /** Appends ops to the change log: one log entry per atomic commit of at most chunksPerCommit parts. */
+  async #appendLog(ops: Op[], deletes: Deno.KvKey[]) {
+    let entry: Op[] = [];
+    let entryBytes = 0;
+    const limit = 60_000 * chunksPerCommit - 10_000;
+    let last = false;
+    const commit = async () => {
+      if (!entry.length && !(last && deletes.length)) return;
+      const parts = splitChunks(encodeOps(entry));
+      const tx = this.#kv.atomic();
+      const n = this.#logNext;
+      parts.forEach((part, i) => tx.set(["st", this.id, "log", n, i], part));
+      if (last) for (const key of deletes) tx.delete(key);
+      const res = await tx.commit();
+      if (!res.ok) throw new Error("change log commit was refused");
+      this.#logNext = n + 1;
+      entry = [];
+      entryBytes = 0;
+    };
+    for (const op of boundedOps(ops)) {
+      const size = encodeOps([op]).length + 1;
+      if (entryBytes + size > limit) await commit();
+      entry.push(op);
+      entryBytes += size;
+    }
+    last = true;
+    await commit();
+  }
+
+  /** Writes a new snapshot and drops the log it replaces. */
+  async #compact() {
+    const gen = this.#gen + 1;
+    const logFrom = this.#logNext;
+    await setChunked(this.#kv, ["st", this.id, "snap", gen], encodeOps([...this.state.snapshotOps()]));
+    const res = await this.#kv.atomic()
+      .set(["st", this.id, "head"], { gen, chunks: 0, logFrom })
+      .commit();
+    if (!res.ok) throw new Error("snapshot head commit was refused");
+    const oldGen = this.#gen;
+    const oldFrom = this.#logFrom;
+    this.#gen = gen;
+    this.#logFrom = logFrom;
+    await deletePrefix(this.#kv, ["st", this.id, "snap", oldGen]);
+    for (let n = oldFrom; n < logFrom; n++) await deletePrefix(this.#kv, ["st", this.id, "log", n]);
+  }
+
+  /** Waits for queued mutations, then refuses new ones. */
+  async close() {
+    while (this.#writing || this.#queue.length) await new Promise((r) => setTimeout(r, 5));
+    this.#closed = true;
+    this.#metaCache.clear();
+  }
+
+  // --- messages ---
+
+  /**
+   * Seals, stores and analyses a message; returns what `add` needs. Runs
+   * outside the writer so concurrent deliveries seal and fsync in parallel.
+   */
+  async prepareMessage(raw: Uint8Array): Promise<{ blob: string; size: number }> {
+    const sealed = await sealToRecipient(raw, this.#keys.recipient);
+    const blob = await this.#blobs.put(sealed);
+    await this.#writeMeta(blob, raw);
+    return { blob, size: raw.length };
+  }
+
+  async #writeMeta(blob: string, raw: Uint8Array) {
+    const info = analyzeMessage(raw);
+    const text = searchableText(raw);
+    const metaBox = await encryptJson(this.#keys.indexKey, info, `meta:${blob}`);
+    await setChunked(this.#kv, ["meta", this.id, blob], metaBox);
+    const textBox = await encryptIndex(
+      this.#keys.indexKey,
+      await gzip(encoder.encode(JSON.stringify(text))),
+      `text:${blob}`,
+    );
+    await setChunked(this.#kv, ["text", this.id, blob], textBox);
+    this.#cacheInfo(blob, info);
+  }
+
+  #cacheInfo(blob: string, info: MessageInfo) {
+    if (this.#metaCache.size >= metaCacheSize) {
+      const first = this.#metaCache.keys().next().value;
+      if (first !== undefined) this.#metaCache.delete(first);
+    }
+    this.#metaCache.set(blob, info);
+  }
+
+  /** The decrypted metadata of a message (ENVELOPE, BODYSTRUCTURE, headers). */
+  async info(blob: string): Promise<MessageInfo> {
+    const hit = this.#metaCache.get(blob);
+    if (hit) return hit;
+    const box = await getChunked(this.#kv, ["meta", this.id, blob]);
+    if (box) {
+      const info = await decryptJson<MessageInfo>(this.#keys.indexKey, box, `meta:${blob}`);
+      this.#cacheInfo(blob, info);
+      return info;
+    }
+    // Metadata missing (an older crash between blob and meta): rebuild it from the blob.
+    const raw = await this.message(blob);
+    const info = analyzeMessage(raw);
+    this.#cacheInfo(blob, info);
+    return info;
+  }
+
+  /** Loads metadata for many messages at once: one ordered scan instead of many point reads. */
+  async prefetchInfo(blobs: string[]): Promise<void> {
+    const missing = blobs.filter((b) => !this.#metaCache.has(b));
+    if (missing.length < 32) return;
+    if (this.#metaLoadedAll && missing.length === 0) return;
+    const want = new Set(missing);
+    let current = "";
+    let parts: Uint8Array[] = [];
+    const flush = async () => {
+      if (current && want.has(current) && parts.length) {
+        const info = await decryptJson<MessageInfo>(
+          this.#keys.indexKey,
+          joinChunks(parts),
+          `meta:${current}`,
+        );
+        this.#cacheInfo(current, info);
+      }
+      parts = [];
+    };
+    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.id] })) {
+      const blob = e.key[2] as string;
+      if (blob !== current) {
+        await flush();
+        current = blob;
+      }
+      if (want.has(blob)) parts.push(e.value);
+    }
+    await flush();
+    this.#metaLoadedAll = true;
+  }
+
+  /** The decoded searchable text of a message. */
+  async text(blob: string): Promise<{ headers: string; body: string }> {
+    const box = await getChunked(this.#kv, ["text", this.id, blob]);
+    if (box) {
+      const plain = await gunzip(await decryptIndex(this.#keys.indexKey, box, `text:${blob}`));
+      return JSON.parse(decoder.decode(plain));
+    }
+    return searchableText(await this.message(blob));
+  }
+
+  /** The plaintext message: opens the sealed blob. */
+  async message(blob: string): Promise<Uint8Array> {
+    return await openSealed(await this.#blobs.get(blob), this.#keys.identity);
+  }
+
+  /** Deletes blobs and metadata no message references any more (after expunges). */
+  async collectUnreferenced(blobs: Iterable<string>) {
+    for (const blob of blobs) {
+      if (this.state.blobRefs.has(blob)) continue;
+      this.#metaCache.delete(blob);
+      await deletePrefix(this.#kv, ["meta", this.id, blob]);
+      await deletePrefix(this.#kv, ["text", this.id, blob]);
+      await this.#blobs.remove(blob);
+    }
+  }
+
+  /**
+   * Moves messages that arrived while the account was locked (sealed blob plus
+   * an arrival record, see deliver.ts) into INBOX. Idempotent: a blob already
+   * in the account is not added twice, so a crash mid-way duplicates nothing.
+   */
+  async ingestArrivals(): Promise<number> {
+    let n = 0;
+    for await (const e of this.#kv.list<ArrivalRecord>({ prefix: ["arrival", this.id] })) {
+      const arrival = e.value;
+      let prepared: { blob: string; size: number };
+      try {
+        prepared = await this.#prepareFromBlob(arrival.blob);
+      } catch (err) {
+        log.error("store.arrival-unreadable", { account: this.id, blob: arrival.blob, error: err });
+        continue;
+      }
+      await this.mutate((tx) => {
+        tx.deleteWithCommit(e.key);
+        if (this.state.blobRefs.has(prepared.blob)) return;
+        const inbox = this.state.byName("INBOX");
+        if (!inbox) throw new Error("the account has no INBOX");
+        const uid = inbox.rec.uidNext;
+        tx.push({
+          op: "add",
+          mb: inbox.id,
+          msg: AccountStore.newRecord(uid, prepared, [], arrival.date, tx.nextModSeq()),
+        });
+      });
+      n++;
+    }
+    return n;
+  }
+
+  async #prepareFromBlob(blob: string): Promise<{ blob: string; size: number }> {
+    const raw = await this.message(blob);
+    await this.#writeMeta(blob, raw);
+    return { blob, size: raw.length };
+  }
+
+  /** Builds a message record for `add`. */
+  static newRecord(
+    uid: number,
+    prepared: { blob: string; size: number },
+    flags: string[],
+    date: number,
+    modseq: number,
+  ): MessageRecord {
+    return {
+      uid,
+      blob: prepared.blob,
+      flags: [...new Set(flags)].sort(),
+      modseq,
+      size: prepared.size,
+      date,
+      saved: Date.now(),
+    };
+  }
+}
+
+function eventsOf(op: Op, origin?: number): ChangeEvent[] {
+  switch (op.op) {
+    case "add":
+      return [{ kind: "add", mb: op.mb, uid: op.msg.uid }];
+    case "flags":
+      return op.changes.map(([uid]) => ({ kind: "flags", mb: op.mb, uid, origin }));
+    case "expunge":
+      return [{ kind: "expunge", mb: op.mb, uids: op.uids, origin }];
+    default:
+      return [{ kind: "mailboxes" }];
+  }
+}

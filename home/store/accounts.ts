@@ -1,0 +1,325 @@
+/**
+ * Accounts: creation, login, and the registry of unlocked accounts.
+ *
+ * An account's age identity is stored only wrapped under its password
+ * (scrypt). A login unwraps it; the {@linkcode AccountStore} it opens stays in
+ * memory while the account has sessions and for `limits.unlockedIdleMs`
+ * after, then the identity is dropped. Logins are looked up by a hash of the
+ * address, so no address is written in clear.
+ */
+import { limits } from "../../src/limits.ts";
+import { generateAccountKey, unwrapIdentity, wrapIdentity } from "../../src/crypto/age.ts";
+import { deriveIndexKey, encryptIndex } from "../../src/crypto/index_key.ts";
+import { sha256, toHex } from "../../src/encoding.ts";
+import { UsageError } from "../../src/errors.ts";
+import { log } from "../../src/log.ts";
+import type { BlobStore } from "./blobs.ts";
+import { AccountStore } from "./account_store.ts";
+import type { MailboxRecord } from "./state.ts";
+
+export interface AccountRecord {
+  id: string;
+  recipient: string;
+  /** The identity, age-encrypted under the password. */
+  wrapped: Uint8Array;
+  /** The identity, age-encrypted to the recovery key is not needed: the recovery key IS the identity. */
+  created: number;
+  /** The address, encrypted with the index key. */
+  addressEnc: Uint8Array;
+}
+
+/** The folders every new account gets, with their RFC 6154 attributes. */
+export const defaultMailboxes: [name: string, specialUse: string | null][] = [
+  ["INBOX", null],
+  ["Sent", "\\Sent"],
+  ["Drafts", "\\Drafts"],
+  ["Trash", "\\Trash"],
+  ["Junk", "\\Junk"],
+  ["Archive", "\\Archive"],
+];
+
+/** Normalises an address for lookups: the domain is case-insensitive, and so (in Hearth) is the local part. */
+export function normaliseAddress(address: string): string {
+  return address.trim().toLowerCase();
+}
+
+export async function loginKey(address: string): Promise<string> {
+  return toHex(await sha256(new TextEncoder().encode(`hearth-login:${normaliseAddress(address)}`)));
+}
+
+const addressPattern = /^[^\s@"(),:;<>[\]\\]+@[a-z0-9.-]+$/i;
+
+/** A new mailbox record with a fresh UIDVALIDITY. */
+export async function newMailboxRecord(
+  store: AccountStore,
+  name: string,
+  specialUse: string | null,
+  uidValidity: number,
+): Promise<MailboxRecord> {
+  const id = crypto.randomUUID();
+  store.nameRecord(id, name);
+  return {
+    id,
+    nameEnc: await store.encryptName(name),
+    uidValidity,
+    uidNext: 1,
+    highestModSeq: 0,
+    specialUse,
+    subscribed: true,
+  };
+}
+
+/** A UIDVALIDITY that differs from any earlier one of the same name (RFC 9051 §2.3.1.1): seconds since 2020. */
+export function freshUidValidity(state: { used: Set<number> }): number {
+  let v = Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000));
+  while (state.used.has(v)) v++;
+  state.used.add(v);
+  return v;
+}
+
+/**
+ * Creates an account and returns its recovery key (the age identity), which
+ * is shown once and never stored in clear.
+ */
+export async function createAccount(
+  kv: Deno.Kv,
+  blobs: BlobStore,
+  address: string,
+  password: string,
+  scryptLogN: number,
+): Promise<{ id: string; recoveryKey: string; recipient: string }> {
+  if (!addressPattern.test(address)) {
+    throw new UsageError(`"${address}" is not an email address like me@example.org`);
+  }
+  if (password.length < 8) throw new UsageError("the password must be at least 8 characters long");
+  const login = await loginKey(address);
+  if ((await kv.get(["login", login])).value) {
+    throw new UsageError(`an account for ${address} already exists`);
+  }
+  const { identity, recipient } = await generateAccountKey();
+  const indexKey = await deriveIndexKey(identity);
+  const id = crypto.randomUUID();
+  const record: AccountRecord = {
+    id,
+    recipient,
+    wrapped: await wrapIdentity(identity, password, scryptLogN),
+    created: Date.now(),
+    addressEnc: await encryptIndex(indexKey, new TextEncoder().encode(address), "address"),
+  };
+  const res = await kv.atomic()
+    .check({ key: ["login", login], versionstamp: null })
+    .set(["account", id], record)
+    .set(["login", login], id)
+    .commit();
+  if (!res.ok) throw new UsageError(`an account for ${address} already exists`);
+  const store = await AccountStore.open(kv, blobs, id, { identity, recipient, indexKey });
+  const used = new Set<number>();
+  const recs: MailboxRecord[] = [];
+  for (const [name, use] of defaultMailboxes) {
+    recs.push(await newMailboxRecord(store, name, use, freshUidValidity({ used })));
+  }
+  await store.mutate((tx) => {
+    for (const rec of recs) tx.push({ op: "mbox", rec: { ...rec, highestModSeq: tx.nextModSeq() } });
+  });
+  await store.close();
+  return { id, recoveryKey: identity, recipient };
+}
+
+/** Replaces the password wrapping of an account's identity. */
+export async function setPassword(
+  kv: Deno.Kv,
+  address: string,
+  identity: string,
+  newPassword: string,
+  scryptLogN: number,
+) {
+  if (newPassword.length < 8) throw new UsageError("the password must be at least 8 characters long");
+  const id = (await kv.get<string>(["login", await loginKey(address)])).value;
+  if (!id) throw new UsageError(`there is no account for ${address}`);
+  const rec = (await kv.get<AccountRecord>(["account", id])).value;
+  if (!rec) throw new UsageError(`the account record of ${address} is missing`);
+  const wrapped = await wrapIdentity(identity, newPassword, scryptLogN);
+  await kv.set(["account", id], { ...rec, wrapped });
+}
+
+/** Finds the identity of an account from its password or its recovery key. */
+export async function identityFor(
+  kv: Deno.Kv,
+  address: string,
+  secret: string,
+): Promise<string | null> {
+  const id = (await kv.get<string>(["login", await loginKey(address)])).value;
+  if (!id) return null;
+  const rec = (await kv.get<AccountRecord>(["account", id])).value;
+  if (!rec) return null;
+  if (secret.startsWith("AGE-SECRET-KEY-1")) {
+    const { recipientOf } = await import("../../src/crypto/age.ts");
+    return (await recipientOf(secret).catch(() => null)) === rec.recipient ? secret.trim() : null;
+  }
+  return await unwrapIdentity(rec.wrapped, secret);
+}
+
+interface Unlocked {
+  store: AccountStore;
+  sessions: number;
+  idleTimer?: ReturnType<typeof setTimeout>;
+  /** Verifies later logins without scrypt while unlocked: SHA-256(salt || password), memory only. */
+  salt: Uint8Array;
+  verifier: string;
+}
+
+/** Why a login failed, for the protocol layer. */
+export type LoginFailure = "invalid" | "throttled";
+
+/**
+ * The unlocked accounts of a running home box, shared by every session.
+ */
+export class AccountRegistry {
+  readonly #kv: Deno.Kv;
+  readonly #blobs: BlobStore;
+  readonly #open = new Map<string, Unlocked>();
+  readonly #opening = new Map<string, Promise<Unlocked | null>>();
+  readonly #failures = new Map<string, number[]>();
+
+  constructor(kv: Deno.Kv, blobs: BlobStore) {
+    this.#kv = kv;
+    this.#blobs = blobs;
+  }
+
+  get kv(): Deno.Kv {
+    return this.#kv;
+  }
+
+  #throttled(key: string, now: number): boolean {
+    const list = (this.#failures.get(key) ?? []).filter((t) => now - t < limits.authFailureWindowMs);
+    if (list.length) this.#failures.set(key, list);
+    else this.#failures.delete(key);
+    return list.length >= limits.authFailuresPerWindow;
+  }
+
+  #fail(keys: string[], now: number) {
+    for (const k of keys) {
+      const list = this.#failures.get(k) ?? [];
+      list.push(now);
+      this.#failures.set(k, list);
+    }
+  }
+
+  async #verifier(salt: Uint8Array, password: string): Promise<string> {
+    const pw = new TextEncoder().encode(password);
+    const buf = new Uint8Array(salt.length + pw.length);
+    buf.set(salt);
+    buf.set(pw, salt.length);
+    return toHex(await sha256(buf));
+  }
+
+  /**
+   * Logs in: returns the account's store (opened or shared) and counts a
+   * session, or why it failed. Call {@linkcode release} when the session ends.
+   */
+  async login(
+    address: string,
+    password: string,
+    clientIp: string,
+  ): Promise<{ store: AccountStore } | { failure: LoginFailure }> {
+    const now = Date.now();
+    const login = await loginKey(address);
+    const keys = [`acct:${login}`, `ip:${clientIp}`];
+    if (keys.some((k) => this.#throttled(k, now))) return { failure: "throttled" };
+    const id = (await this.#kv.get<string>(["login", login])).value;
+    if (!id) {
+      this.#fail(keys, now);
+      return { failure: "invalid" };
+    }
+    const open = this.#open.get(id);
+    if (open) {
+      if (await this.#verifier(open.salt, password) !== open.verifier) {
+        this.#fail(keys, now);
+        return { failure: "invalid" };
+      }
+      this.#retain(open);
+      return { store: open.store };
+    }
+    // One unlock per account at a time; others with the same password share it.
+    let opening = this.#opening.get(id);
+    if (!opening) {
+      opening = this.#unlock(id, password);
+      this.#opening.set(id, opening);
+      opening.finally(() => this.#opening.delete(id));
+    }
+    const unlocked = await opening;
+    if (!unlocked) {
+      this.#fail(keys, now);
+      return { failure: "invalid" };
+    }
+    if (await this.#verifier(unlocked.salt, password) !== unlocked.verifier) {
+      this.#fail(keys, now);
+      return { failure: "invalid" };
+    }
+    this.#retain(unlocked);
+    return { store: unlocked.store };
+  }
+
+  async #unlock(id: string, password: string): Promise<Unlocked | null> {
+    const rec = (await this.#kv.get<AccountRecord>(["account", id])).value;
+    if (!rec) return null;
+    const identity = await unwrapIdentity(rec.wrapped, password);
+    if (!identity) return null;
+    const store = await AccountStore.open(this.#kv, this.#blobs, id, {
+      identity,
+      recipient: rec.recipient,
+      indexKey: await deriveIndexKey(identity),
+    });
+    const salt = crypto.getRandomValues(new Uint8Array(16));
+    const unlocked: Unlocked = {
+      store,
+      sessions: 0,
+      salt,
+      verifier: await this.#verifier(salt, password),
+    };
+    this.#open.set(id, unlocked);
+    log.info("account.unlocked", { account: id });
+    return unlocked;
+  }
+
+  #retain(u: Unlocked) {
+    u.sessions++;
+    if (u.idleTimer !== undefined) {
+      clearTimeout(u.idleTimer);
+      u.idleTimer = undefined;
+    }
+  }
+
+  /** Ends a session's hold on an account; the last one starts the idle timer. */
+  release(store: AccountStore) {
+    const u = this.#open.get(store.id);
+    if (!u) return;
+    u.sessions = Math.max(0, u.sessions - 1);
+    if (u.sessions === 0) {
+      u.idleTimer = setTimeout(() => this.#lock(store.id), limits.unlockedIdleMs);
+      Deno.unrefTimer(u.idleTimer as unknown as number);
+    }
+  }
+
+  /** An unlocked account's store, if it is unlocked now (for local delivery without a password). */
+  unlocked(id: string): AccountStore | undefined {
+    return this.#open.get(id)?.store;
+  }
+
+  async #lock(id: string) {
+    const u = this.#open.get(id);
+    if (!u || u.sessions > 0) return;
+    this.#open.delete(id);
+    await u.store.close();
+    log.info("account.locked", { account: id });
+  }
+
+  /** Locks every account (shutdown). */
+  async close() {
+    for (const [id, u] of this.#open) {
+      if (u.idleTimer !== undefined) clearTimeout(u.idleTimer);
+      await u.store.close();
+      this.#open.delete(id);
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Sealed message blobs on disk: `DATA/blobs/xx/<id>.age`, where the id is the
+ * first 128 bits of the SHA-256 of the sealed bytes (content addressed, so a
+ * friend's box stores the same names). A blob is written to a temporary
+ * file, fsynced, renamed into place, and its directory fsynced before
+ * {@linkcode BlobStore.put} resolves: only then may a `250` or `OK` be sent.
+ *
+ * @example
+ * ```ts
+ * const blobs = new BlobStore("hearth-data/blobs");
+ * const id = await blobs.put(sealedBytes);
+ * const again = await blobs.get(id);
+ * ```
+ */
+import { sha256, toHex } from "../../src/encoding.ts";
+
+/** The file operations the store needs; tests inject faults (a failing fsync) through it. */
+export interface BlobFileSystem {
+  writeDurably(path: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  syncDirectory(path: string): Promise<void>;
+  readFile(path: string): Promise<Uint8Array>;
+  remove(path: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+}
+
+/** The real file system. */
+export const denoFileSystem: BlobFileSystem = {
+  async writeDurably(path, data) {
+    const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    try {
+      let off = 0;
+      while (off < data.length) off += await file.write(data.subarray(off));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  },
+  rename: (from, to) => Deno.rename(from, to),
+  async syncDirectory(path) {
+    const dir = await Deno.open(path, { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  },
+  readFile: (path) => Deno.readFile(path),
+  async remove(path) {
+    try {
+      await Deno.remove(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  },
+  mkdir: (path) => Deno.mkdir(path, { recursive: true, mode: 0o700 }),
+};
+
+const idPattern = /^[0-9a-f]{32}$/;
+
+/** Content-addressed, durably written sealed blobs. */
+export class BlobStore {
+  readonly #root: string;
+  readonly #fs: BlobFileSystem;
+  /** Directory fsyncs waiting to run, shared by every put that renamed into that directory (group commit). */
+  readonly #pendingDirSyncs = new Map<string, Promise<void>>();
+  #ready: Promise<void> | null = null;
+
+  constructor(root: string, fs: BlobFileSystem = denoFileSystem) {
+    this.#root = root;
+    this.#fs = fs;
+  }
+
+  /** The id a sealed blob gets. */
+  static async idOf(sealed: Uint8Array): Promise<string> {
+    return toHex((await sha256(sealed)).subarray(0, 16));
+  }
+
+  /** Where a blob lives on disk. */
+  pathOf(id: string): string {
+    if (!idPattern.test(id)) throw new RangeError(`not a blob id: ${id}`);
+    return `${this.#root}/${id.slice(0, 2)}/${id}.age`;
+  }
+
+  #prepare(): Promise<void> {
+    this.#ready ??= this.#fs.mkdir(`${this.#root}/tmp`);
+    return this.#ready;
+  }
+
+  /** Writes a sealed blob durably and returns its id. Writing the same bytes twice is harmless. */
+  async put(sealed: Uint8Array): Promise<string> {
+    await this.#prepare();
+    const id = await BlobStore.idOf(sealed);
+    const dir = `${this.#root}/${id.slice(0, 2)}`;
+    const tmp = `${this.#root}/tmp/${id}.${crypto.randomUUID()}`;
+    await this.#fs.mkdir(dir);
+    try {
+      await this.#fs.writeDurably(tmp, sealed);
+      await this.#fs.rename(tmp, this.pathOf(id));
+    } catch (e) {
+      await this.#fs.remove(tmp).catch(() => {});
+      throw e;
+    }
+    await this.#syncDir(dir);
+    return id;
+  }
+
+  /** fsyncs a directory once for every rename that happened before the sync started. */
+  #syncDir(dir: string): Promise<void> {
+    const pending = this.#pendingDirSyncs.get(dir);
+    if (pending) return pending;
+    const run = (async () => {
+      // Let renames issued in the same tick join this sync.
+      await Promise.resolve();
+      this.#pendingDirSyncs.delete(dir);
+      await this.#fs.syncDirectory(dir);
+    })();
+    this.#pendingDirSyncs.set(dir, run);
+    return run;
+  }
+
+  /** Reads a sealed blob. */
+  get(id: string): Promise<Uint8Array> {
+    return this.#fs.readFile(this.pathOf(id));
+  }
+
+  /** Removes a blob that no message references any more. */
+  async remove(id: string): Promise<void> {
+    await this.#fs.remove(this.pathOf(id));
+  }
+
+  /** Removes temporary files a crash left behind (never visible as blobs). */
+  async collectTemporaries(): Promise<number> {
+    let n = 0;
+    try {
+      for await (const entry of Deno.readDir(`${this.#root}/tmp`)) {
+        await this.#fs.remove(`${this.#root}/tmp/${entry.name}`);
+        n++;
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Values larger than one Deno KV value (64 KiB) stored as numbered chunks
+ * under a key prefix, and commits split to stay under Deno KV's limits on one
+ * atomic operation.
+ */
+
+/** Bytes per chunk: under the 64 KiB value limit with room for overhead. */
+export const chunkBytes = 60_000;
+/** Chunks per atomic commit: keeps one commit well under the 800 KiB mutation limit. */
+export const chunksPerCommit = 10;
+
+/** Splits bytes into chunks of {@linkcode chunkBytes}. */
+export function splitChunks(data: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < data.length; off += chunkBytes) {
+    out.push(data.subarray(off, Math.min(data.length, off + chunkBytes)));
+  }
+  if (out.length === 0) out.push(new Uint8Array(0));
+  return out;
+}
+
+/** Joins chunks back into one array. */
+export function joinChunks(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** Writes `[prefix..., i]` for each chunk, in as many atomic commits as the limits need. */
+export async function setChunked(kv: Deno.Kv, prefix: Deno.KvKey, data: Uint8Array) {
+  const chunks = splitChunks(data);
+  for (let i = 0; i < chunks.length; i += chunksPerCommit) {
+    const tx = kv.atomic();
+    for (let j = i; j < Math.min(chunks.length, i + chunksPerCommit); j++) {
+      tx.set([...prefix, j], chunks[j]);
+    }
+    const res = await tx.commit();
+    if (!res.ok) throw new Error("KV commit failed");
+  }
+}
+
+/** Reads a chunked value; null when absent. */
+export async function getChunked(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Uint8Array | null> {
+  const chunks: Uint8Array[] = [];
+  for await (const e of kv.list<Uint8Array>({ prefix })) chunks.push(e.value);
+  return chunks.length ? joinChunks(chunks) : null;
+}
+
+/** Deletes every key under a prefix, in bounded commits. */
+export async function deletePrefix(kv: Deno.Kv, prefix: Deno.KvKey) {
+  let batch: Deno.KvKey[] = [];
+  const flush = async () => {
+    const tx = kv.atomic();
+    for (const k of batch) tx.delete(k);
+    await tx.commit();
+    batch = [];
+  };
+  for await (const e of kv.list({ prefix })) {
+    batch.push(e.key);
+    if (batch.length >= 500) await flush();
+  }
+  if (batch.length) await flush();
+}
+
+/** Gzip, for search text before it is encrypted. */
+export async function gzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new CompressionStream("gzip"),
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+export async function gunzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}

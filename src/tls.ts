@@ -1,0 +1,97 @@
+/**
+ * The private certificate authority that `hearth init` makes for local use:
+ * an ECDSA P-256 CA (never used as a server certificate: Deno rejects a CA as
+ * an end-entity certificate) and a leaf for the box's host names.
+ *
+ * @example
+ * ```ts
+ * const ca = await makeCertificateAuthority("Hearth local CA");
+ * const leaf = await issueServerCertificate(ca, ["localhost", "127.0.0.1"]);
+ * Deno.listenTls({ port: 0, cert: leaf.certPem, key: leaf.keyPem });
+ * ```
+ */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+
+x509.cryptoProvider.set(crypto);
+
+const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+const dayMs = 24 * 60 * 60 * 1000;
+
+export interface CertificateAuthority {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface ServerCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
+function randomSerial(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  bytes[0] &= 0x7f; // a positive INTEGER (RFC 5280 §4.1.2.2)
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function exportKeyPem(key: CryptoKey): Promise<string> {
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", key);
+  return x509.PemConverter.encode(pkcs8, "PRIVATE KEY");
+}
+
+/** Makes a self-signed CA valid for ten years. */
+export async function makeCertificateAuthority(name: string): Promise<CertificateAuthority> {
+  const keys = await crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: `CN=${name.replace(/[,=+<>#;\\"]/g, " ")}`,
+    notBefore: new Date(Date.now() - dayMs),
+    notAfter: new Date(Date.now() + 3650 * dayMs),
+    keys,
+    signingAlgorithm: algorithm,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** Issues a server certificate for host names and IP addresses, valid for about two years. */
+export async function issueServerCertificate(
+  ca: CertificateAuthority,
+  names: string[],
+): Promise<ServerCertificate> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await crypto.subtle.importKey(
+    "pkcs8",
+    x509.PemConverter.decodeFirst(ca.keyPem),
+    algorithm,
+    false,
+    ["sign"],
+  );
+  const keys = await crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]);
+  const isIp = (n: string) => /^[0-9.]+$/.test(n) || n.includes(":");
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${names[0]}`,
+    issuer: caCert.subject,
+    notBefore: new Date(Date.now() - dayMs),
+    notAfter: new Date(Date.now() + 800 * dayMs),
+    signingKey: caKey,
+    publicKey: keys.publicKey,
+    signingAlgorithm: algorithm,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((n) => ({ type: isIp(n) ? "ip" as const : "dns" as const, value: n })),
+      ),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
+}
