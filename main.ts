@@ -7,6 +7,7 @@ import { initDataDir, openStore, startHome } from "./home/box.ts";
 import { createAccount, identityFor, setPassword } from "./home/store/accounts.ts";
 import { deliverLocally } from "./home/store/deliver.ts";
 import { toBase64Url } from "./src/encoding.ts";
+import { log } from "./src/log.ts";
 
 const help = `hearth — mail you own
 
@@ -288,6 +289,11 @@ async function main(argv: string[]) {
 }
 
 if (import.meta.main) {
+  // A server must not die of one forgotten promise: log it and keep serving.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log.error("unhandled-rejection", { error: e.reason });
+  });
   try {
     await main(Deno.args);
   } catch (e) {

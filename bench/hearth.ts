@@ -1,24 +1,101 @@
 /**
- * Starts the Hearth home box for the benchmark.
- *
- * TODO(lead): wire this to the real server once home/imap lands. It should: make a temporary
- * data dir, run `hearth init` and `hearth user add` (password via --password-stdin), spawn
- * `hearth home --data DIR` with the IMAP port set to `freePort()` from ./dovecot.ts (loopback
- * only), wait until a LOGIN succeeds, and return the child's pid so the benchmark can read its
- * RSS. If plaintext LOGIN is refused, set `tls: "starttls"` and `caCerts` to the CA that
- * `hearth init` wrote. `stop()` must kill the process and remove the data dir.
+ * Starts the Hearth home box for the benchmark: a temporary data directory,
+ * one account, and `hearth home` as a child process on free loopback ports
+ * (plaintext LOGIN allowed, as the private Dovecot is configured with ssl = no).
  */
 
 import type { RunningTarget } from "./target.ts";
+import { freePort } from "./dovecot.ts";
 
 export interface HearthOptions {
   /** Keep the temporary data directory after stopping. */
   keep?: boolean;
 }
 
-// deno-lint-ignore require-await
-export async function startHearth(_options: HearthOptions = {}): Promise<RunningTarget> {
-  throw new Error(
-    "Hearth IMAP server not wired yet (TODO in bench/hearth.ts); run with --only dovecot",
-  );
+const user = "bench@hearth.localhost";
+const password = "bench-password-1";
+const root = new URL("..", import.meta.url).pathname;
+
+async function hearth(args: string[], stdin?: string) {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}main.ts`, ...args],
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { HEARTH_SCRYPT_LOG_N: "14" },
+  });
+  const child = cmd.spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(`hearth ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+async function waitForPort(port: number, timeoutMs: number) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`Hearth did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+export async function startHearth(options: HearthOptions = {}): Promise<RunningTarget> {
+  const dataDir = await Deno.makeTempDir({ prefix: "hearth-bench-" });
+  await hearth(["init", "--data", dataDir]);
+  await hearth(["user", "add", user, "--password-stdin", "--data", dataDir], password + "\n");
+  const port = freePort();
+  const tlsPort = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${root}main.ts`,
+      "home",
+      "--data",
+      dataDir,
+      "--allow-plaintext",
+      "--imap-port",
+      String(port),
+      "--imaps-port",
+      String(tlsPort),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    env: { HEARTH_LOG: "warn" },
+  }).spawn();
+  await waitForPort(port, 20_000);
+  let stopped = false;
+  return {
+    target: {
+      name: "hearth",
+      host: "127.0.0.1",
+      port,
+      user,
+      password,
+      pid: child.pid,
+      version: "Hearth (this checkout)",
+    },
+    dataDir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+      if (!options.keep) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    },
+  };
 }

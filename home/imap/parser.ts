@@ -33,6 +33,7 @@ import {
   readSequenceSet,
 } from "./search_parser.ts";
 import { bad, decodeUtf8, Reader } from "./tokenizer.ts";
+import { ProtocolError } from "../../src/errors.ts";
 
 export interface ParseOptions {
   /** IMAP4rev2 or UTF8=ACCEPT: mailbox names are UTF-8, not modified UTF-7. */
@@ -50,10 +51,25 @@ export function parseTag(frame: Frame): string | null {
 /**
  * Parse one command.
  *
- * @throws {ProtocolError} `BAD` for malformed commands; `NO [BADCHARSET]` for
- * an unsupported SEARCH charset (RFC 9051 §6.4.4).
+ * @throws {CommandError} a ProtocolError with the command's `tag` (when it
+ * has a valid one): `BAD` for malformed commands; `NO [BADCHARSET]` for an
+ * unsupported SEARCH charset (RFC 9051 §6.4.4).
  */
 export function parseCommand(frame: Frame, opts: ParseOptions): TaggedCommand {
+  try {
+    return parseTagged(frame, opts);
+  } catch (e) {
+    // The caller answers with the tag even when the rest fails to parse.
+    const tag = parseTag(frame);
+    if (e instanceof ProtocolError && tag !== null) (e as CommandError).tag = tag;
+    throw e;
+  }
+}
+
+/** What {@linkcode parseCommand} throws: a ProtocolError carrying the command's tag, if it had one. */
+export type CommandError = ProtocolError & { tag?: string };
+
+function parseTagged(frame: Frame, opts: ParseOptions): TaggedCommand {
   const r = new Reader(frame, opts);
   const tagText = r.chars(isTagChar);
   if (tagText === "") throw bad("Missing or invalid command tag");

@@ -147,8 +147,13 @@ export class Session {
       tagged = parseCommand(frame, { utf8: this.utf8 });
     } catch (e) {
       const tag = (e as { tag?: string }).tag ?? "*";
+      if (e instanceof ProtocolError && e.status === "NO") {
+        this.w.status(tag, "NO", e.message, e.imapCode);
+        await this.flushOutput();
+        return true;
+      }
       const text = e instanceof ProtocolError ? e.message : "Syntax error";
-      this.w.status(tag, "BAD", text);
+      this.w.status(tag, "BAD", text, e instanceof ProtocolError ? e.imapCode : undefined);
       await this.flushOutput();
       return this.#countBad();
     }

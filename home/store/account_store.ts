@@ -27,6 +27,7 @@ import { AccountState, type MailboxRecord, type MessageRecord, type Op } from ".
 import {
   chunksPerCommit,
   deletePrefix,
+  deleteRange,
   getChunked,
   gunzip,
   gzip,
@@ -78,8 +79,15 @@ interface Pending {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const maxChangesPerOp = 2000;
-const compactAfterEntries = 2000;
 const metaCacheSize = 50_000;
+/** Bytes of decrypted messages kept per unlocked account. */
+const rawCacheBytes = 64 * 1024 * 1024;
+
+/** Tuning of one account store; tests shrink these to exercise compaction. */
+export interface AccountStoreOptions {
+  /** Change-log entries after which the state is compacted into a new snapshot. */
+  compactAfterEntries?: number;
+}
 
 type StoredOp = Op | { op: "mbox"; rec: Omit<MailboxRecord, "nameEnc"> & { nameEnc: string } };
 
@@ -133,13 +141,23 @@ export class AccountStore {
   #listeners = new Set<Listener>();
   #metaCache = new Map<string, MessageInfo>();
   #metaLoadedAll = false;
+  #rawCache = new Map<string, Uint8Array>();
+  #rawCacheSize = 0;
   #closed = false;
+  readonly #compactAfterEntries: number;
 
-  private constructor(id: string, kv: Deno.Kv, blobs: BlobStore, keys: AccountKeys) {
+  private constructor(
+    id: string,
+    kv: Deno.Kv,
+    blobs: BlobStore,
+    keys: AccountKeys,
+    opts: AccountStoreOptions,
+  ) {
     this.id = id;
     this.#kv = kv;
     this.#blobs = blobs;
     this.#keys = keys;
+    this.#compactAfterEntries = opts.compactAfterEntries ?? 2000;
   }
 
   get keys(): AccountKeys {
@@ -152,8 +170,9 @@ export class AccountStore {
     blobs: BlobStore,
     id: string,
     keys: AccountKeys,
+    opts: AccountStoreOptions = {},
   ): Promise<AccountStore> {
-    const store = new AccountStore(id, kv, blobs, keys);
+    const store = new AccountStore(id, kv, blobs, keys, opts);
     await store.#load();
     return store;
   }
@@ -168,7 +187,7 @@ export class AccountStore {
     if (head.value) {
       this.#gen = head.value.gen;
       this.#logFrom = head.value.logFrom;
-      const snap = await getChunked(this.#kv, ["st", this.id, "snap", this.#gen]);
+      const snap = await getChunked(this.#kv, ["st", this.id, "snap", this.#gen], head.value.chunks);
       if (snap) ops.push(...decodeOps(snap));
     }
     this.#logNext = this.#logFrom;
@@ -275,7 +294,7 @@ export class AccountStore {
         results.push({ p, ok: false, value: e });
       }
     }
-    if (ops.length) {
+    if (ops.length || deletes.length) {
       try {
         await this.#appendLog(ops, deletes);
       } catch (e) {
@@ -291,24 +310,33 @@ export class AccountStore {
       }
     }
     for (const r of results) r.ok ? r.p.resolve(r.value) : r.p.reject(r.value);
-    if (events.length) {
-      for (const l of this.#listeners) {
-        try {
-          l(events);
-        } catch (e) {
-          log.error("store.listener-failed", { error: e });
-        }
-      }
-    }
-    if (this.#logNext - this.#logFrom > compactAfterEntries) {
+    if (events.length) this.#notify(events);
+    if (this.#logNext - this.#logFrom > this.#compactAfterEntries) {
       await this.#compact().catch((e) => log.warn("store.compact-failed", { error: e }));
     }
   }
 
   async #reload() {
-    const fresh = await AccountStore.open(this.#kv, this.#blobs, this.id, this.#keys);
-    this.state.mailboxes.clear();
-    for (const [k, v] of fresh.state.mailboxes) this.state.mailboxes.set(k, v);
+    const fresh = await AccountStore.open(this.#kv, this.#blobs, this.id, this.#keys, {
+      compactAfterEntries: this.#compactAfterEntries,
+    });
+    // Mailbox objects keep their identity: open sessions hold them (the selected mailbox).
+    for (const k of this.state.mailboxes.keys()) {
+      if (!fresh.state.mailboxes.has(k)) this.state.mailboxes.delete(k);
+    }
+    for (const [k, v] of fresh.state.mailboxes) {
+      const old = this.state.mailboxes.get(k);
+      if (!old) {
+        this.state.mailboxes.set(k, v);
+        continue;
+      }
+      old.rec = v.rec;
+      old.name = v.name;
+      old.uids = v.uids;
+      old.expunged = v.expunged;
+      old.byUid.clear();
+      for (const [uid, m] of v.byUid) old.byUid.set(uid, m);
+    }
     this.state.blobRefs.clear();
     for (const [k, v] of fresh.state.blobRefs) this.state.blobRefs.set(k, v);
     this.state.modseq = fresh.state.modseq;
@@ -316,53 +344,72 @@ export class AccountStore {
     this.#logFrom = fresh.#logFrom;
     this.#gen = fresh.#gen;
     this.#names = fresh.#names;
-    for (const l of this.#listeners) l([{ kind: "mailboxes" }]);
+    this.#notify([{ kind: "mailboxes" }]);
   }
 
-  /** Appends ops to the change log: one log entry per atomic commit of at most chunksPerCommit parts. */
+  #notify(events: ChangeEvent[]) {
+    for (const l of this.#listeners) {
+      try {
+        l(events);
+      } catch (e) {
+        log.error("store.listener-failed", { error: e });
+      }
+    }
+  }
+
+  /**
+   * Appends ops to the change log: one log entry per atomic commit of at most
+   * chunksPerCommit parts. Each entry is written only if its key is unused, so
+   * a second writer of the same account (a bug) fails instead of overwriting.
+   */
   async #appendLog(ops: Op[], deletes: Deno.KvKey[]) {
     let entry: Op[] = [];
     let entryBytes = 0;
     const limit = 60_000 * chunksPerCommit - 10_000;
-    let last = false;
-    const commit = async () => {
-      if (!entry.length && !(last && deletes.length)) return;
-      const parts = splitChunks(encodeOps(entry));
+    const commit = async (last: boolean) => {
       const tx = this.#kv.atomic();
       const n = this.#logNext;
-      parts.forEach((part, i) => tx.set(["st", this.id, "log", n, i], part));
+      if (entry.length) {
+        tx.check({ key: ["st", this.id, "log", n, 0], versionstamp: null });
+        splitChunks(encodeOps(entry)).forEach((part, i) => tx.set(["st", this.id, "log", n, i], part));
+      }
       if (last) for (const key of deletes) tx.delete(key);
       const res = await tx.commit();
       if (!res.ok) throw new Error("change log commit was refused");
-      this.#logNext = n + 1;
+      if (entry.length) this.#logNext = n + 1;
       entry = [];
       entryBytes = 0;
     };
     for (const op of boundedOps(ops)) {
       const size = encodeOps([op]).length + 1;
-      if (entryBytes + size > limit) await commit();
+      if (entry.length && entryBytes + size > limit) await commit(false);
       entry.push(op);
       entryBytes += size;
     }
-    last = true;
-    await commit();
+    if (entry.length || deletes.length) await commit(true);
   }
 
-  /** Writes a new snapshot and drops the log it replaces. */
+  /**
+   * Writes a new snapshot and drops the log it replaces. The head names the
+   * snapshot's chunk count, so chunks left by a compaction that crashed before
+   * its head commit are never read as part of a later snapshot.
+   */
   async #compact() {
     const gen = this.#gen + 1;
     const logFrom = this.#logNext;
-    await setChunked(this.#kv, ["st", this.id, "snap", gen], encodeOps([...this.state.snapshotOps()]));
+    const snapshot = encodeOps([...this.state.snapshotOps()]);
+    await deletePrefix(this.#kv, ["st", this.id, "snap", gen]);
+    await setChunked(this.#kv, ["st", this.id, "snap", gen], snapshot);
     const res = await this.#kv.atomic()
-      .set(["st", this.id, "head"], { gen, chunks: 0, logFrom })
+      .set(["st", this.id, "head"], { gen, chunks: splitChunks(snapshot).length, logFrom })
       .commit();
     if (!res.ok) throw new Error("snapshot head commit was refused");
     const oldGen = this.#gen;
-    const oldFrom = this.#logFrom;
     this.#gen = gen;
     this.#logFrom = logFrom;
     await deletePrefix(this.#kv, ["st", this.id, "snap", oldGen]);
-    for (let n = oldFrom; n < logFrom; n++) await deletePrefix(this.#kv, ["st", this.id, "log", n]);
+    // Everything below logFrom, including entries an earlier crash left behind.
+    await deleteRange(this.#kv, ["st", this.id, "log", 0], ["st", this.id, "log", logFrom]);
   }
 
   /** Waits for queued mutations, then refuses new ones. */
@@ -370,6 +417,8 @@ export class AccountStore {
     while (this.#writing || this.#queue.length) await new Promise((r) => setTimeout(r, 5));
     this.#closed = true;
     this.#metaCache.clear();
+    this.#rawCache.clear();
+    this.#rawCacheSize = 0;
   }
 
   // --- messages ---
@@ -465,9 +514,30 @@ export class AccountStore {
     return searchableText(await this.message(blob));
   }
 
-  /** The plaintext message: opens the sealed blob. */
+  /**
+   * The plaintext message: opens the sealed blob. Recently opened messages
+   * are kept in a bounded in-memory cache (plaintext exists only in memory,
+   * and only while the account is unlocked), as a disk server leans on the
+   * page cache.
+   */
   async message(blob: string): Promise<Uint8Array> {
-    return await openSealed(await this.#blobs.get(blob), this.#keys.identity);
+    const hit = this.#rawCache.get(blob);
+    if (hit) {
+      this.#rawCache.delete(blob);
+      this.#rawCache.set(blob, hit);
+      return hit;
+    }
+    const raw = await openSealed(await this.#blobs.get(blob), this.#keys.identity);
+    if (raw.length <= rawCacheBytes / 16) {
+      this.#rawCache.set(blob, raw);
+      this.#rawCacheSize += raw.length;
+      while (this.#rawCacheSize > rawCacheBytes) {
+        const [k, v] = this.#rawCache.entries().next().value!;
+        this.#rawCache.delete(k);
+        this.#rawCacheSize -= v.length;
+      }
+    }
+    return raw;
   }
 
   /** Deletes blobs and metadata no message references any more (after expunges). */
@@ -475,6 +545,11 @@ export class AccountStore {
     for (const blob of blobs) {
       if (this.state.blobRefs.has(blob)) continue;
       this.#metaCache.delete(blob);
+      const cached = this.#rawCache.get(blob);
+      if (cached) {
+        this.#rawCache.delete(blob);
+        this.#rawCacheSize -= cached.length;
+      }
       await deletePrefix(this.#kv, ["meta", this.id, blob]);
       await deletePrefix(this.#kv, ["text", this.id, blob]);
       await this.#blobs.remove(blob);

@@ -14,7 +14,7 @@ import { sha256, toHex } from "../../src/encoding.ts";
 import { UsageError } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
 import type { BlobStore } from "./blobs.ts";
-import { AccountStore } from "./account_store.ts";
+import { AccountStore, type AccountStoreOptions } from "./account_store.ts";
 import type { MailboxRecord } from "./state.ts";
 
 export interface AccountRecord {
@@ -171,6 +171,14 @@ interface Unlocked {
 /** Why a login failed, for the protocol layer. */
 export type LoginFailure = "invalid" | "throttled";
 
+/** Tuning of a registry; tests shorten the idle time. */
+export interface AccountRegistryOptions {
+  /** How long an account stays unlocked after its last session ends. */
+  idleMs?: number;
+  /** Passed to every account store the registry opens. */
+  store?: AccountStoreOptions;
+}
+
 /**
  * The unlocked accounts of a running home box, shared by every session.
  */
@@ -180,10 +188,16 @@ export class AccountRegistry {
   readonly #open = new Map<string, Unlocked>();
   readonly #opening = new Map<string, Promise<Unlocked | null>>();
   readonly #failures = new Map<string, number[]>();
+  /** Stores being closed by the idle lock: a new unlock waits, so one account never has two writers. */
+  readonly #closing = new Map<string, Promise<void>>();
+  readonly #idleMs: number;
+  readonly #storeOptions: AccountStoreOptions;
 
-  constructor(kv: Deno.Kv, blobs: BlobStore) {
+  constructor(kv: Deno.Kv, blobs: BlobStore, opts: AccountRegistryOptions = {}) {
     this.#kv = kv;
     this.#blobs = blobs;
+    this.#idleMs = opts.idleMs ?? limits.unlockedIdleMs;
+    this.#storeOptions = opts.store ?? {};
   }
 
   get kv(): Deno.Kv {
@@ -231,33 +245,34 @@ export class AccountRegistry {
       this.#fail(keys, now);
       return { failure: "invalid" };
     }
-    const open = this.#open.get(id);
-    if (open) {
-      if (await this.#verifier(open.salt, password) !== open.verifier) {
-        this.#fail(keys, now);
-        return { failure: "invalid" };
+    // One unlock per account at a time; concurrent logins share it. A login
+    // that shared an attempt made with another (wrong) password tries its own.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const open = this.#open.get(id);
+      if (open) {
+        if (await this.#verifier(open.salt, password) !== open.verifier) break;
+        if (this.#open.get(id) !== open) continue; // locked while we hashed
+        this.#retain(open);
+        return { store: open.store };
       }
-      this.#retain(open);
-      return { store: open.store };
+      let opening = this.#opening.get(id);
+      const mine = !opening;
+      if (!opening) {
+        opening = this.#unlock(id, password);
+        this.#opening.set(id, opening);
+        opening.finally(() => this.#opening.delete(id)).catch(() => {});
+      }
+      const unlocked = await opening;
+      if (unlocked) {
+        if (await this.#verifier(unlocked.salt, password) !== unlocked.verifier) break;
+        if (this.#open.get(id) !== unlocked) continue;
+        this.#retain(unlocked);
+        return { store: unlocked.store };
+      }
+      if (mine) break;
     }
-    // One unlock per account at a time; others with the same password share it.
-    let opening = this.#opening.get(id);
-    if (!opening) {
-      opening = this.#unlock(id, password);
-      this.#opening.set(id, opening);
-      opening.finally(() => this.#opening.delete(id));
-    }
-    const unlocked = await opening;
-    if (!unlocked) {
-      this.#fail(keys, now);
-      return { failure: "invalid" };
-    }
-    if (await this.#verifier(unlocked.salt, password) !== unlocked.verifier) {
-      this.#fail(keys, now);
-      return { failure: "invalid" };
-    }
-    this.#retain(unlocked);
-    return { store: unlocked.store };
+    this.#fail(keys, now);
+    return { failure: "invalid" };
   }
 
   async #unlock(id: string, password: string): Promise<Unlocked | null> {
@@ -265,11 +280,12 @@ export class AccountRegistry {
     if (!rec) return null;
     const identity = await unwrapIdentity(rec.wrapped, password);
     if (!identity) return null;
+    await this.#closing.get(id);
     const store = await AccountStore.open(this.#kv, this.#blobs, id, {
       identity,
       recipient: rec.recipient,
       indexKey: await deriveIndexKey(identity),
-    });
+    }, this.#storeOptions);
     const salt = crypto.getRandomValues(new Uint8Array(16));
     const unlocked: Unlocked = {
       store,
@@ -296,7 +312,7 @@ export class AccountRegistry {
     if (!u) return;
     u.sessions = Math.max(0, u.sessions - 1);
     if (u.sessions === 0) {
-      u.idleTimer = setTimeout(() => this.#lock(store.id), limits.unlockedIdleMs);
+      u.idleTimer = setTimeout(() => this.#lock(store.id), this.#idleMs);
       Deno.unrefTimer(u.idleTimer as unknown as number);
     }
   }
@@ -310,7 +326,13 @@ export class AccountRegistry {
     const u = this.#open.get(id);
     if (!u || u.sessions > 0) return;
     this.#open.delete(id);
-    await u.store.close();
+    const closing = u.store.close();
+    this.#closing.set(id, closing);
+    try {
+      await closing;
+    } finally {
+      if (this.#closing.get(id) === closing) this.#closing.delete(id);
+    }
     log.info("account.locked", { account: id });
   }
 
@@ -321,5 +343,6 @@ export class AccountRegistry {
       await u.store.close();
       this.#open.delete(id);
     }
+    await Promise.all(this.#closing.values());
   }
 }

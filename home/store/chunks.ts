@@ -46,27 +46,48 @@ export async function setChunked(kv: Deno.Kv, prefix: Deno.KvKey, data: Uint8Arr
   }
 }
 
-/** Reads a chunked value; null when absent. */
-export async function getChunked(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Uint8Array | null> {
+/**
+ * Reads a chunked value; null when absent. With `count`, reads exactly chunks
+ * 0..count-1 and null when one is missing.
+ */
+export async function getChunked(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  count?: number,
+): Promise<Uint8Array | null> {
   const chunks: Uint8Array[] = [];
-  for await (const e of kv.list<Uint8Array>({ prefix })) chunks.push(e.value);
+  const selector = count
+    ? { start: [...prefix, 0], end: [...prefix, count] }
+    : { prefix };
+  for await (const e of kv.list<Uint8Array>(selector)) chunks.push(e.value);
+  if (count && chunks.length !== count) return null;
   return chunks.length ? joinChunks(chunks) : null;
 }
 
-/** Deletes every key under a prefix, in bounded commits. */
-export async function deletePrefix(kv: Deno.Kv, prefix: Deno.KvKey) {
+async function deleteListed(kv: Deno.Kv, selector: Deno.KvListSelector) {
   let batch: Deno.KvKey[] = [];
   const flush = async () => {
     const tx = kv.atomic();
     for (const k of batch) tx.delete(k);
-    await tx.commit();
+    const res = await tx.commit();
+    if (!res.ok) throw new Error("KV delete commit failed");
     batch = [];
   };
-  for await (const e of kv.list({ prefix })) {
+  for await (const e of kv.list(selector)) {
     batch.push(e.key);
     if (batch.length >= 500) await flush();
   }
   if (batch.length) await flush();
+}
+
+/** Deletes every key under a prefix, in bounded commits. */
+export async function deletePrefix(kv: Deno.Kv, prefix: Deno.KvKey) {
+  await deleteListed(kv, { prefix });
+}
+
+/** Deletes every key in [start, end), in bounded commits. */
+export async function deleteRange(kv: Deno.Kv, start: Deno.KvKey, end: Deno.KvKey) {
+  await deleteListed(kv, { start, end });
 }
 
 /** Gzip, for search text before it is encrypted. */

@@ -110,11 +110,27 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
   if (atts.some(needsInfo)) await store.prefetchInfo(live.map((x) => x.rec.blob));
   const wantBody = atts.some(needsBody);
 
-  for (const { t, rec } of live) {
+  // Open sealed blobs a few at a time ahead of the writer, so decryption overlaps.
+  const ahead = 8;
+  const opened: Promise<Uint8Array>[] = [];
+  const open = (i: number) => {
+    if (wantBody && i < live.length && !opened[i]) {
+      opened[i] = store.message(live[i].rec.blob);
+      opened[i].catch(() => {}); // awaited below; this only stops an early failure going unhandled
+    }
+  };
+  for (let i = 0; i < ahead; i++) open(i);
+
+  for (let i = 0; i < live.length; i++) {
+    const { t, rec } = live[i];
     const items: ImapValue[] = [];
     const binaryItems = new Set<number>();
     let raw: Uint8Array | null = null;
-    if (wantBody) raw = await store.message(rec.blob);
+    if (wantBody) {
+      open(i + ahead);
+      raw = await opened[i];
+      delete opened[i];
+    }
     const info = atts.some(needsInfo) ? await store.info(rec.blob) : null;
     let flagsSent = false;
     for (const att of atts) {

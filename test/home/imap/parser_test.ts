@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
 import type { Command } from "../../../home/imap/ast.ts";
 import { CommandFramer, type Frame } from "../../../home/imap/framing.ts";
-import { parseCommand, parseTag } from "../../../home/imap/parser.ts";
+import { type CommandError, parseCommand, parseTag } from "../../../home/imap/parser.ts";
 import { ProtocolError } from "../../../src/errors.ts";
 import { limits } from "../../../src/limits.ts";
 
@@ -716,4 +716,11 @@ Deno.test("parser limits the number of literals in one command", () => {
   const n = limits.imapLiteralsPerCommand + 1;
   const text = "a1 SEARCH" + " TEXT {1+}\r\nx".repeat(n) + "\r\n";
   bad(text, new RegExp(`More than ${limits.imapLiteralsPerCommand} literals`));
+});
+
+Deno.test("parseCommand() errors carry the tag of the command", () => {
+  const e = bad("a1 FETCH 1 BOGUS", /Unknown FETCH item BOGUS/) as CommandError;
+  strictEqual(e.tag, "a1");
+  const untagged = bad("+x NOOP", /Missing or invalid command tag/) as CommandError;
+  strictEqual(untagged.tag, undefined);
 });
