@@ -60,6 +60,10 @@ export async function startHearth(options: HearthOptions = {}): Promise<RunningT
     args: [
       "run",
       "-A",
+      // HEARTH_BENCH_PROFILE=DIR writes a V8 CPU profile of the server to DIR.
+      ...(Deno.env.get("HEARTH_BENCH_PROFILE")
+        ? [`--v8-flags=--prof,--logfile=${Deno.env.get("HEARTH_BENCH_PROFILE")}/v8.log,--no-logfile-per-isolate`]
+        : []),
       `${root}main.ts`,
       "home",
       "--data",

@@ -12,6 +12,7 @@ import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import { CommandFramer } from "./framing.ts";
 import { Session, type SessionContext, type SessionIo } from "./session.ts";
+import type { PausableInput } from "./commands/starttls.ts";
 
 export interface ImapServerOptions extends SessionContext {
   hostname: string;
@@ -89,7 +90,12 @@ export async function startImapServer(opts: ImapServerOptions): Promise<ImapServ
     port = await listen(s, opts.port);
   }
   if (opts.tlsPort !== null && secureContext) {
-    const s = tls.createServer({ secureContext }, (sock) => accept(sock, true));
+    // Deno's node:tls server ignores `secureContext` (the handshake fails with an access_denied
+    // alert for want of a certificate): give it the PEMs themselves.
+    const s = tls.createServer(
+      { cert: opts.cert!.certPem, key: opts.cert!.keyPem },
+      (sock) => accept(sock, true),
+    );
     s.on("tlsClientError", () => {});
     servers.push(s);
     tlsPort = await listen(s, opts.tlsPort);
@@ -120,6 +126,7 @@ async function serveConnection(
   let closed = false;
   let busy = false;
   let rawWaiter: ((line: Uint8Array | null) => void) | null = null;
+  let inputPaused = false;
 
   const writeNow = (bytes: Uint8Array) => {
     if (!closed) socket.write(bytes);
@@ -128,7 +135,7 @@ async function serveConnection(
     onContinuation: () => writeNow(new TextEncoder().encode("+ Ready for literal data\r\n")),
   });
 
-  const io: SessionIo = {
+  const io: SessionIo & PausableInput = {
     async write(chunks) {
       for (const c of chunks) {
         if (closed) return;
@@ -151,14 +158,25 @@ async function serveConnection(
         }
       }
     },
+    pauseInput() {
+      // STARTTLS calls this before its tagged OK: the client's ClientHello, sent as soon as it
+      // reads the OK, must stay in the socket for the TLS layer instead of reaching the plaintext
+      // framer (Deno cannot hand bytes already read back to a TLSSocket).
+      socket.pause();
+      inputPaused = true;
+    },
     startTls() {
       if (!secureContext) return Promise.reject(new Error("no certificate"));
       socket.removeAllListeners("data");
       socket.removeAllListeners("timeout");
       const plain = socket;
       const upgraded = new tls.TLSSocket(plain, { isServer: true, secureContext });
+      // Deno 2.9's node:tls does not begin a server-side handshake on an upgraded socket by
+      // itself (denoland/deno#31759): the client's ClientHello would sit unanswered.
+      (upgraded as unknown as { _start?: () => void })._start?.();
       socket = upgraded;
       secure = true;
+      inputPaused = false;
       // RFC 9051 §6.2.1: bytes pipelined after STARTTLS in plaintext are discarded.
       framer = new CommandFramer({
         onContinuation: () => writeNow(new TextEncoder().encode("+ Ready for literal data\r\n")),
@@ -225,7 +243,7 @@ async function serveConnection(
       }
     } finally {
       busy = false;
-      if (!closed) socket.resume();
+      if (!closed && !inputPaused) socket.resume();
     }
   };
 

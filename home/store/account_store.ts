@@ -18,7 +18,12 @@ import type { MessageInfo } from "../../src/mime/message_info.ts";
 import { analyzeMessage } from "../../src/mime/analyze.ts";
 import { searchableText } from "../../src/mime/searchable_text.ts";
 import { openSealed, sealToRecipient } from "../../src/crypto/age.ts";
-import { decryptIndex, decryptJson, encryptIndex, encryptJson } from "../../src/crypto/index_key.ts";
+import {
+  decryptIndex,
+  decryptJson,
+  encryptIndex,
+  encryptJson,
+} from "../../src/crypto/index_key.ts";
 import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
 import { ProtocolError } from "../../src/errors.ts";
@@ -187,7 +192,11 @@ export class AccountStore {
     if (head.value) {
       this.#gen = head.value.gen;
       this.#logFrom = head.value.logFrom;
-      const snap = await getChunked(this.#kv, ["st", this.id, "snap", this.#gen], head.value.chunks);
+      const snap = await getChunked(
+        this.#kv,
+        ["st", this.id, "snap", this.#gen],
+        head.value.chunks,
+      );
       if (snap) ops.push(...decodeOps(snap));
     }
     this.#logNext = this.#logFrom;
@@ -198,12 +207,15 @@ export class AccountStore {
       parts = [];
     };
     for await (
-      const e of this.#kv.list<Uint8Array>({ start: ["st", this.id, "log", this.#logFrom], end: [
-        "st",
-        this.id,
-        "log",
-        Number.MAX_SAFE_INTEGER,
-      ] })
+      const e of this.#kv.list<Uint8Array>({
+        start: ["st", this.id, "log", this.#logFrom],
+        end: [
+          "st",
+          this.id,
+          "log",
+          Number.MAX_SAFE_INTEGER,
+        ],
+      })
     ) {
       const n = e.key[3] as number;
       if (n !== current) {
@@ -222,7 +234,9 @@ export class AccountStore {
   }
 
   async #rememberName(rec: MailboxRecord) {
-    const name = decoder.decode(await decryptIndex(this.#keys.indexKey, rec.nameEnc, "mailbox-name"));
+    const name = decoder.decode(
+      await decryptIndex(this.#keys.indexKey, rec.nameEnc, "mailbox-name"),
+    );
     this.#names.set(rec.id, name);
     return name;
   }
@@ -301,10 +315,14 @@ export class AccountStore {
         log.error("store.commit-failed", { account: this.id, error: e });
         // Memory is ahead of disk: rebuild it from what is durable, and refuse the whole batch.
         await this.#reload().catch((e2) => log.error("store.reload-failed", { error: e2 }));
-        const err = new ProtocolError("NO", "The mailbox store could not save the change; try again", {
-          imapCode: "SERVERBUG",
-          userFault: false,
-        });
+        const err = new ProtocolError(
+          "NO",
+          "The mailbox store could not save the change; try again",
+          {
+            imapCode: "SERVERBUG",
+            userFault: false,
+          },
+        );
         for (const r of results) r.p.reject(err);
         return;
       }
@@ -371,9 +389,11 @@ export class AccountStore {
       const n = this.#logNext;
       if (entry.length) {
         tx.check({ key: ["st", this.id, "log", n, 0], versionstamp: null });
-        splitChunks(encodeOps(entry)).forEach((part, i) => tx.set(["st", this.id, "log", n, i], part));
+        splitChunks(encodeOps(entry)).forEach((part, i) =>
+          tx.set(["st", this.id, "log", n, i], part)
+        );
       }
-      if (last) for (const key of deletes) tx.delete(key);
+      if (last) { for (const key of deletes) tx.delete(key); }
       const res = await tx.commit();
       if (!res.ok) throw new Error("change log commit was refused");
       if (entry.length) this.#logNext = n + 1;

@@ -69,11 +69,20 @@ export async function newMailboxRecord(
   };
 }
 
-/** A UIDVALIDITY that differs from any earlier one of the same name (RFC 9051 §2.3.1.1): seconds since 2020. */
+let lastUidValidity = 0;
+
+/**
+ * A UIDVALIDITY greater than any issued before (RFC 9051 §2.3.1.1: a mailbox
+ * deleted and created again under the same name must get a new one): seconds
+ * since 2020, and never less than one more than the last value this process
+ * issued, so two mailboxes made in the same second still differ. A restart
+ * takes longer than a second, so values keep growing across restarts.
+ */
 export function freshUidValidity(state: { used: Set<number> }): number {
-  let v = Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000));
-  while (state.used.has(v)) v++;
+  let v = Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000), lastUidValidity + 1);
+  for (const u of state.used) if (u >= v) v = u + 1;
   state.used.add(v);
+  lastUidValidity = v;
   return v;
 }
 
@@ -119,7 +128,9 @@ export async function createAccount(
     recs.push(await newMailboxRecord(store, name, use, freshUidValidity({ used })));
   }
   await store.mutate((tx) => {
-    for (const rec of recs) tx.push({ op: "mbox", rec: { ...rec, highestModSeq: tx.nextModSeq() } });
+    for (const rec of recs) {
+      tx.push({ op: "mbox", rec: { ...rec, highestModSeq: tx.nextModSeq() } });
+    }
   });
   await store.close();
   return { id, recoveryKey: identity, recipient };
@@ -133,7 +144,9 @@ export async function setPassword(
   newPassword: string,
   scryptLogN: number,
 ) {
-  if (newPassword.length < 8) throw new UsageError("the password must be at least 8 characters long");
+  if (newPassword.length < 8) {
+    throw new UsageError("the password must be at least 8 characters long");
+  }
   const id = (await kv.get<string>(["login", await loginKey(address)])).value;
   if (!id) throw new UsageError(`there is no account for ${address}`);
   const rec = (await kv.get<AccountRecord>(["account", id])).value;
@@ -205,7 +218,9 @@ export class AccountRegistry {
   }
 
   #throttled(key: string, now: number): boolean {
-    const list = (this.#failures.get(key) ?? []).filter((t) => now - t < limits.authFailureWindowMs);
+    const list = (this.#failures.get(key) ?? []).filter((t) =>
+      now - t < limits.authFailureWindowMs
+    );
     if (list.length) this.#failures.set(key, list);
     else this.#failures.delete(key);
     return list.length >= limits.authFailuresPerWindow;

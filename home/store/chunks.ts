@@ -56,9 +56,7 @@ export async function getChunked(
   count?: number,
 ): Promise<Uint8Array | null> {
   const chunks: Uint8Array[] = [];
-  const selector = count
-    ? { start: [...prefix, 0], end: [...prefix, count] }
-    : { prefix };
+  const selector = count ? { start: [...prefix, 0], end: [...prefix, count] } : { prefix };
   for await (const e of kv.list<Uint8Array>(selector)) chunks.push(e.value);
   if (count && chunks.length !== count) return null;
   return chunks.length ? joinChunks(chunks) : null;

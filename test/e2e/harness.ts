@@ -18,6 +18,7 @@ import { type HomeBox, initDataDir, openStore, startHome } from "../../home/box.
 import { createAccount } from "../../home/store/accounts.ts";
 import { deliverLocally } from "../../home/store/deliver.ts";
 import { loadConfig } from "../../src/config.ts";
+import { log } from "../../src/log.ts";
 import { fixtureMessages } from "./messages.ts";
 
 /** Small scrypt work factor: account creation and login in milliseconds. */
@@ -84,6 +85,8 @@ async function removeDir(dir: string) {
 
 /** Starts a home box in this process. */
 export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> {
+  // The box's info lines would bury the test output; HEARTH_LOG=info brings them back.
+  if (!Deno.env.get("HEARTH_LOG")) log.setLevel("warn");
   const prepared = await prepareDataDir(opts.messages ?? fixtureMessages);
   let box: HomeBox;
   try {

@@ -129,3 +129,21 @@ export function keywordsOf(mb: Mailbox): string[] {
 export function mailboxNameForClient(utf8: boolean, name: string): string {
   return utf8 ? name : encodeMutf7(name);
 }
+
+/**
+ * The mailbox attributes of LIST (RFC 9051 §7.3.1): children (RFC 5258 §4)
+ * and SPECIAL-USE (RFC 6154 §2).
+ */
+export function listAttributes(store: AccountStore, mb: Mailbox): string[] {
+  const prefix = mb.name + delimiter;
+  let children = false;
+  for (const other of store.state.mailboxes.values()) {
+    if (other.name.startsWith(prefix)) {
+      children = true;
+      break;
+    }
+  }
+  const attrs = [children ? "\\HasChildren" : "\\HasNoChildren"];
+  if (mb.rec.specialUse) attrs.push(mb.rec.specialUse);
+  return attrs;
+}

@@ -43,15 +43,25 @@ export async function create(s: Session, _tag: string, cmd: Extract<Command, { n
   // RFC 9051 §6.3.4: create missing superior names too.
   const parts = name.split(delimiter);
   const used = new Set([...account.state.mailboxes.values()].map((m) => m.rec.uidValidity));
-  const recs: MailboxRecord[] = [];
+  const recs: { name: string; rec: MailboxRecord }[] = [];
   for (let i = 1; i <= parts.length; i++) {
     const n = parts.slice(0, i).join(delimiter);
     if (account.state.byName(n)) continue;
-    recs.push(await newMailboxRecord(account, n, i === parts.length ? use : null, freshUidValidity({ used })));
+    const rec = await newMailboxRecord(
+      account,
+      n,
+      i === parts.length ? use : null,
+      freshUidValidity({ used }),
+    );
+    recs.push({ name: n, rec });
   }
   await account.mutate((tx) => {
-    for (const rec of recs) {
-      if (tx.state.byName(account.state.mailboxes.get(rec.id)?.name ?? "") && false) continue;
+    // Another session may have created some of these names while the records were prepared.
+    if (tx.state.byName(name)) {
+      throw new ProtocolError("NO", `Mailbox already exists: ${name}`, { imapCode: "ALREADYEXISTS" });
+    }
+    for (const { name: n, rec } of recs) {
+      if (tx.state.byName(n)) continue;
       tx.push({ op: "mbox", rec: { ...rec, highestModSeq: tx.nextModSeq() } });
     }
   });

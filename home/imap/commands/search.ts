@@ -29,7 +29,7 @@ export async function search(s: Session, tag: string, cmd: Extract<Command, { na
   const view = s.view();
   const messages = searchableMessages(s);
   if (needsHeaders(cmd.key)) await prefetchFor(s, messages);
-  const hits = await searchMessages(cmd.key, messages, searchScope(s));
+  const hits = await searchMessages(cmd.key, messages, searchScope(s, cmd.key));
   const numbers = hits.map((m) => (cmd.uid ? m.uid : m.seq));
   const modseq = usesModseq(cmd.key);
   if (modseq) s.condstore = true;

@@ -28,8 +28,14 @@ export function searchableMessages(s: Session): SearchableMessage[] {
   return out;
 }
 
-export function searchScope(s: Session): SearchScope {
+/**
+ * The scope of a search. Checks the key's message sequence numbers first:
+ * RFC 9051 §9 (seq-number) asks for a tagged BAD when a number is beyond the
+ * last message, or `*` is used in an empty mailbox, in any command.
+ */
+export function searchScope(s: Session, key: SearchKey): SearchScope {
   const view = s.view();
+  checkSequenceNumbers(key, view.uids.length);
   return {
     maxSeq: view.uids.length,
     maxUid: view.uids.length ? view.uids[view.uids.length - 1] : 0,
@@ -72,4 +78,33 @@ export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
     if (rec) blobs.push(rec.blob);
   }
   await s.account().prefetchInfo(blobs);
+}
+
+function checkSequenceNumbers(key: SearchKey, count: number) {
+  switch (key.kind) {
+    case "seq":
+      if ("saved" in key.set) return;
+      for (const r of key.set.ranges) {
+        for (const n of [r.from, r.to]) {
+          if (typeof n === "number" && n > count) {
+            throw new ProtocolError(
+              "BAD",
+              `Message sequence number ${n} is beyond the last message (${count})`,
+            );
+          }
+          if (n === "*" && count === 0) {
+            throw new ProtocolError("BAD", "The mailbox is empty: * refers to no message");
+          }
+        }
+      }
+      return;
+    case "NOT":
+      return checkSequenceNumbers(key.key, count);
+    case "OR":
+      checkSequenceNumbers(key.a, count);
+      return checkSequenceNumbers(key.b, count);
+    case "AND":
+      for (const k of key.keys) checkSequenceNumbers(k, count);
+      return;
+  }
 }

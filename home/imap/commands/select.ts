@@ -7,7 +7,7 @@ import { atom } from "../../../src/mime/imap_value.ts";
 import type { Command } from "../ast.ts";
 import { SelectedView } from "../selected.ts";
 import type { Session } from "../session.ts";
-import { findMailbox, keywordsOf } from "./common.ts";
+import { findMailbox, keywordsOf, listAttributes, mailboxNameForClient } from "./common.ts";
 import { formatSequenceSet, resolveSequenceSet, intervalsContain } from "../sequence.ts";
 
 const systemFlagList = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
@@ -36,15 +36,21 @@ export function select(s: Session, _tag: string, cmd: Extract<Command, { name: "
   s.w.untagged(
     `OK [PERMANENTFLAGS (${readOnly ? "" : [...flags, "\\*"].join(" ")})] ${readOnly ? "Read-only mailbox" : "Flags permitted"}`,
   );
-  if (!s.rev2) {
+  if (s.rev2) {
+    // RFC 9051 §6.3.2: the SELECT response includes a LIST response for the mailbox.
+    s.w.untagged(
+      `LIST (${listAttributes(store, mb).join(" ")}) "/"`,
+      mailboxNameForClient(s.utf8, mb.name),
+    );
+  } else {
     const firstUnseen = view.uids.findIndex((u) => !mb.byUid.get(u)?.flags.includes("\\Seen"));
     if (firstUnseen >= 0) s.w.untagged(`OK [UNSEEN ${firstUnseen + 1}] First unseen message`);
   }
   s.w.untagged(`OK [UIDVALIDITY ${mb.rec.uidValidity}] UIDs valid`);
   s.w.untagged(`OK [UIDNEXT ${mb.rec.uidNext}] Predicted next UID`);
-  if (s.condstore || s.qresync) {
-    s.w.untagged(`OK [HIGHESTMODSEQ ${Math.max(1, mb.rec.highestModSeq)}] Highest`);
-  }
+  // RFC 7162 §3.1.2.1: a server with persistent mod-sequences sends HIGHESTMODSEQ
+  // with every successful SELECT/EXAMINE, whether or not CONDSTORE is enabled.
+  s.w.untagged(`OK [HIGHESTMODSEQ ${Math.max(1, mb.rec.highestModSeq)}] Highest`);
   if (cmd.qresync && cmd.qresync.uidValidity === mb.rec.uidValidity) {
     resync(s, view, cmd.qresync);
   }

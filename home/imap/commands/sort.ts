@@ -10,7 +10,7 @@ export async function sort(s: Session, tag: string, cmd: Extract<Command, { name
   checkCharset(cmd.charset);
   const messages = searchableMessages(s);
   await prefetchFor(s, messages);
-  const hits = await searchMessages(cmd.key, messages, searchScope(s));
+  const hits = await searchMessages(cmd.key, messages, searchScope(s, cmd.key));
   const sorted = await sortMessages(cmd.keys, hits);
   const numbers = sorted.map((m) => (cmd.uid ? m.uid : m.seq));
   if (cmd.return) {

@@ -9,7 +9,7 @@ export async function thread(s: Session, _tag: string, cmd: Extract<Command, { n
   checkCharset(cmd.charset);
   const messages = searchableMessages(s);
   await prefetchFor(s, messages);
-  const hits = await searchMessages(cmd.key, messages, searchScope(s));
+  const hits = await searchMessages(cmd.key, messages, searchScope(s, cmd.key));
   const threads = await threadMessages(cmd.algorithm, hits, cmd.uid);
   const text = formatThreads(threads);
   s.w.untagged(text ? `THREAD ${text}` : "THREAD");

@@ -160,7 +160,7 @@ function unescapeBytes(s: string): Uint8Array {
   return concat(parts);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
   for (const p of parts) {
@@ -201,7 +201,7 @@ function compile(m: Matcher, vars: Map<string, string>): RegExp {
 /** A client connection that reads the server's answer line by line. */
 class Connection {
   conn: Deno.Conn;
-  #buf = new Uint8Array(0);
+  #buf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   #pending: Promise<number | null> | null = null;
   #readBuf = new Uint8Array(64 * 1024);
   eof = false;
@@ -227,7 +227,7 @@ class Connection {
       const left = deadline - Date.now();
       if (left <= 0) return null;
       this.#pending ??= this.conn.read(this.#readBuf).catch(() => null);
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), left));
       const n = await Promise.race([this.#pending, timeout]);
       clearTimeout(timer);

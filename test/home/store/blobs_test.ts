@@ -1,4 +1,8 @@
-import { deepStrictEqual as assertEquals, ok as assert, rejects as assertRejects } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  rejects as assertRejects,
+} from "node:assert/strict";
 import { type BlobFileSystem, BlobStore, denoFileSystem } from "../../../home/store/blobs.ts";
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -58,18 +58,28 @@ export async function makeFixture(): Promise<Fixture> {
   return fixture;
 }
 
-/** A KV whose atomic commits fail (throw) while `faults.commit` is set. */
+/**
+ * A KV whose atomic commits fail (throw) while `faults.commit` is set; with
+ * `faults.only`, only commits that write a key starting with that part fail.
+ */
 export function faultyKv(kv: Deno.Kv) {
-  const faults = { commit: false, commits: 0 };
+  const faults: { commit: boolean; commits: number; only?: string } = { commit: false, commits: 0 };
   const proxy = new Proxy(kv, {
     get(target, prop) {
       if (prop === "atomic") {
         return () => {
           const op = target.atomic();
           const real = op.commit.bind(op);
+          const realSet = op.set.bind(op);
+          const written: Deno.KvKey[] = [];
+          op.set = (key, value, options) => {
+            written.push(key);
+            return realSet(key, value, options);
+          };
           op.commit = () => {
             faults.commits++;
-            if (faults.commit) return Promise.reject(new Error("disk I/O error"));
+            const hit = faults.only === undefined || written.some((k) => k[0] === faults.only);
+            if (faults.commit && hit) return Promise.reject(new Error("disk I/O error"));
             return real();
           };
           return op;
@@ -88,7 +98,10 @@ export function summary(state: AccountState) {
     name: mb.name,
     rec: { ...mb.rec, nameEnc: undefined },
     uids: [...mb.uids],
-    messages: mb.uids.map((uid) => ({ ...mb.byUid.get(uid)!, flags: [...mb.byUid.get(uid)!.flags] })),
+    messages: mb.uids.map((uid) => ({
+      ...mb.byUid.get(uid)!,
+      flags: [...mb.byUid.get(uid)!.flags],
+    })),
     expunged: [...mb.expunged].sort((a, b) => a[1] - b[1] || a[0] - b[0]),
   })).sort((a, b) => a.name.localeCompare(b.name));
   return { modseq: state.modseq, mailboxes, blobRefs: [...state.blobRefs].sort() };
