@@ -2,7 +2,7 @@
  * The `hearth` command: parses arguments and composes the roles. Nothing else.
  */
 import { dataDirFrom, type HearthConfig, loadConfig } from "./src/config.ts";
-import { UsageError } from "./src/errors.ts";
+import { ProtocolError, UsageError } from "./src/errors.ts";
 import { initDataDir, openStore, startHome } from "./home/box.ts";
 import { createAccount, identityFor, setPassword } from "./home/store/accounts.ts";
 import { deliverLocally } from "./home/store/deliver.ts";
@@ -183,7 +183,13 @@ async function cmdDeliver(args: Args) {
   try {
     const raw = await readStdin();
     if (raw.length === 0) throw new UsageError("the message on standard input is empty");
-    await deliverLocally(kv, blobs, to, normaliseLineEndings(raw));
+    try {
+      await deliverLocally(kv, blobs, to, normaliseLineEndings(raw));
+    } catch (e) {
+      // Refusals (unknown recipient, too large) are the caller's to fix: say so plainly.
+      if (e instanceof ProtocolError) throw new UsageError(e.message);
+      throw e;
+    }
     console.log(`Delivered ${raw.length} bytes to ${to}.`);
   } finally {
     kv.close();

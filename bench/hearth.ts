@@ -50,19 +50,16 @@ async function waitForPort(port: number, timeoutMs: number) {
   throw new Error(`Hearth did not listen on ${port} within ${timeoutMs} ms`);
 }
 
-export async function startHearth(options: HearthOptions = {}): Promise<RunningTarget> {
-  const dataDir = await Deno.makeTempDir({ prefix: "hearth-bench-" });
-  await hearth(["init", "--data", dataDir]);
-  await hearth(["user", "add", user, "--password-stdin", "--data", dataDir], password + "\n");
-  const port = freePort();
-  const tlsPort = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
+function spawnHome(dataDir: string, port: number, tlsPort: number) {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
-      // HEARTH_BENCH_PROFILE=DIR writes a V8 CPU profile of the server to DIR.
+      // HEARTH_BENCH_PROFILE=DIR writes a V8 tick profile of the server to DIR (node --prof-process).
       ...(Deno.env.get("HEARTH_BENCH_PROFILE")
-        ? [`--v8-flags=--prof,--logfile=${Deno.env.get("HEARTH_BENCH_PROFILE")}/v8.log,--no-logfile-per-isolate`]
+        ? [
+          `--v8-flags=--prof,--logfile=${Deno.env.get("HEARTH_BENCH_PROFILE")}/v8.log,--no-logfile-per-isolate`,
+        ]
         : []),
       `${root}main.ts`,
       "home",
@@ -79,26 +76,50 @@ export async function startHearth(options: HearthOptions = {}): Promise<RunningT
     stderr: "null",
     env: { HEARTH_LOG: "warn" },
   }).spawn();
+}
+
+export async function startHearth(options: HearthOptions = {}): Promise<RunningTarget> {
+  const dataDir = await Deno.makeTempDir({ prefix: "hearth-bench-" });
+  await hearth(["init", "--data", dataDir]);
+  await hearth(["user", "add", user, "--password-stdin", "--data", dataDir], password + "\n");
+  const port = freePort();
+  const tlsPort = freePort();
+  let child = spawnHome(dataDir, port, tlsPort);
   await waitForPort(port, 20_000);
   let stopped = false;
+  const target = {
+    name: "hearth",
+    host: "127.0.0.1",
+    port,
+    user,
+    password,
+    pid: child.pid,
+    version: "Hearth (this checkout)",
+  };
+  const stopChild = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  };
   return {
-    target: {
-      name: "hearth",
-      host: "127.0.0.1",
-      port,
-      user,
-      password,
-      pid: child.pid,
-      version: "Hearth (this checkout)",
-    },
+    target,
     dataDir,
+    /**
+     * Restarts the server on the same data: the figures then describe a box
+     * that has been running, not one that just took 10,000 APPENDs (Dovecot's
+     * loading also ran in imap processes that have exited).
+     */
+    async restart() {
+      await stopChild();
+      child = spawnHome(dataDir, port, tlsPort);
+      target.pid = child.pid;
+      await waitForPort(port, 20_000);
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      await child.status;
+      await stopChild();
       if (!options.keep) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   };

@@ -419,6 +419,12 @@ async function main(): Promise<void> {
       states.set(name, { running, samples: new Map(), loadedUids: [], loadMs: 0, notes: [] });
     }
     for (const state of states.values()) await load(state, corpus.messages);
+    for (const state of states.values()) {
+      if (state.running.restart) {
+        log(`${state.running.target.name}: restarting after the load`);
+        await state.running.restart();
+      }
+    }
 
     // Targets alternate within each run, so drift on the machine hits both alike.
     for (let run = 1; run <= options.runs; run++) {

@@ -22,6 +22,8 @@ export interface BenchTarget {
 export interface RunningTarget {
   target: BenchTarget;
   stop: () => Promise<void>;
+  /** Restarts the server process on the same data, if the target supports it. */
+  restart?: () => Promise<void>;
   /** Directory holding the server's data, for reporting its size on disk. */
   dataDir?: string;
 }

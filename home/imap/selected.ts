@@ -83,6 +83,11 @@ export class SelectedView {
     this.#flagChanged.add(uid);
   }
 
+  /** The current flags of a message were just sent: its pending flag change is told. */
+  flagsReported(uid: number) {
+    this.#flagChanged.delete(uid);
+  }
+
   /**
    * Writes what changed since the last flush. `allowExpunge` is false while
    * answering FETCH, STORE and SEARCH. With QRESYNC enabled, expunges are

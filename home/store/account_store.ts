@@ -38,6 +38,7 @@ import {
   gzip,
   joinChunks,
   setChunked,
+  setChunkedMany,
   splitChunks,
 } from "./chunks.ts";
 
@@ -84,7 +85,8 @@ interface Pending {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const maxChangesPerOp = 2000;
-const metaCacheSize = 50_000;
+/** Full metadata entries kept per account (the IMAP layer keeps its own compact form). */
+const metaCacheSize = 2000;
 /** Bytes of decrypted messages kept per unlocked account. */
 const rawCacheBytes = 64 * 1024 * 1024;
 
@@ -145,7 +147,6 @@ export class AccountStore {
   #writing = false;
   #listeners = new Set<Listener>();
   #metaCache = new Map<string, MessageInfo>();
-  #metaLoadedAll = false;
   #rawCache = new Map<string, Uint8Array>();
   #rawCacheSize = 0;
   #closed = false;
@@ -458,13 +459,16 @@ export class AccountStore {
     const info = analyzeMessage(raw);
     const text = searchableText(raw);
     const metaBox = await encryptJson(this.#keys.indexKey, info, `meta:${blob}`);
-    await setChunked(this.#kv, ["meta", this.id, blob], metaBox);
     const textBox = await encryptIndex(
       this.#keys.indexKey,
       await gzip(encoder.encode(JSON.stringify(text))),
       `text:${blob}`,
     );
-    await setChunked(this.#kv, ["text", this.id, blob], textBox);
+    // One commit (one WAL fsync) for both in the usual case.
+    await setChunkedMany(this.#kv, [
+      [["meta", this.id, blob], metaBox],
+      [["text", this.id, blob], textBox],
+    ]);
     this.#cacheInfo(blob, info);
   }
 
@@ -493,35 +497,45 @@ export class AccountStore {
     return info;
   }
 
-  /** Loads metadata for many messages at once: one ordered scan instead of many point reads. */
-  async prefetchInfo(blobs: string[]): Promise<void> {
-    const missing = blobs.filter((b) => !this.#metaCache.has(b));
-    if (missing.length < 32) return;
-    if (this.#metaLoadedAll && missing.length === 0) return;
-    const want = new Set(missing);
+  /**
+   * Decrypts the metadata of many messages with one ordered scan instead of
+   * many point reads, handing each to `each` (nothing is cached here).
+   */
+  async scanInfo(blobs: Iterable<string>, each: (blob: string, info: MessageInfo) => void) {
+    const want = new Set(blobs);
+    if (want.size === 0) return;
+    if (want.size < 64) {
+      for (const blob of want) each(blob, await this.info(blob));
+      return;
+    }
+    // Decryptions run in parallel batches while the scan goes on.
+    let batch: Promise<void>[] = [];
+    const decrypt = (blob: string, box: Uint8Array) =>
+      batch.push(
+        decryptJson<MessageInfo>(this.#keys.indexKey, box, `meta:${blob}`).then((info) => {
+          want.delete(blob);
+          each(blob, info);
+        }),
+      );
     let current = "";
     let parts: Uint8Array[] = [];
-    const flush = async () => {
-      if (current && want.has(current) && parts.length) {
-        const info = await decryptJson<MessageInfo>(
-          this.#keys.indexKey,
-          joinChunks(parts),
-          `meta:${current}`,
-        );
-        this.#cacheInfo(current, info);
-      }
-      parts = [];
-    };
-    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.id] })) {
+    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.id] }, { batchSize: 500 })) {
       const blob = e.key[2] as string;
       if (blob !== current) {
-        await flush();
+        if (parts.length) decrypt(current, joinChunks(parts));
+        parts = [];
         current = blob;
+        if (batch.length >= 256) {
+          await Promise.all(batch);
+          batch = [];
+        }
       }
       if (want.has(blob)) parts.push(e.value);
     }
-    await flush();
-    this.#metaLoadedAll = true;
+    if (parts.length) decrypt(current, joinChunks(parts));
+    await Promise.all(batch);
+    // Anything without stored metadata is rebuilt from its blob.
+    for (const blob of [...want]) each(blob, await this.info(blob));
   }
 
   /** The decoded searchable text of a message. */

@@ -46,6 +46,20 @@ export async function setChunked(kv: Deno.Kv, prefix: Deno.KvKey, data: Uint8Arr
   }
 }
 
+/** Writes several chunked values, packing their chunks into as few atomic commits as the limits allow. */
+export async function setChunkedMany(kv: Deno.Kv, values: [Deno.KvKey, Uint8Array][]) {
+  const all: [Deno.KvKey, Uint8Array][] = [];
+  for (const [prefix, data] of values) {
+    splitChunks(data).forEach((chunk, i) => all.push([[...prefix, i], chunk]));
+  }
+  for (let i = 0; i < all.length; i += chunksPerCommit) {
+    const tx = kv.atomic();
+    for (const [key, chunk] of all.slice(i, i + chunksPerCommit)) tx.set(key, chunk);
+    const res = await tx.commit();
+    if (!res.ok) throw new Error("KV commit failed");
+  }
+}
+
 /**
  * Reads a chunked value; null when absent. With `count`, reads exactly chunks
  * 0..count-1 and null when one is missing.

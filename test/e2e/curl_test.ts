@@ -18,7 +18,11 @@ async function curl(box: TestBox, url: string, ...extra: string[]) {
     ...extra,
     url,
   ], { pkg: "curl" });
-  assertEquals(res.code, 0, `curl ${extra.join(" ")} ${url} exited with ${res.code}: ${res.stderr}`);
+  assertEquals(
+    res.code,
+    0,
+    `curl ${extra.join(" ")} ${url} exited with ${res.code}: ${res.stderr}`,
+  );
   return res.stdout;
 }
 
@@ -86,7 +90,13 @@ Deno.test("curl lists, fetches, examines, searches and uploads over IMAPS and ST
 
     await t.step("STARTTLS with --ssl-reqd on the plain port", async () => {
       const url = `imap://localhost:${box.port}/INBOX;UID=3;SECTION=1`;
-      const out = await curl(box, url, "--ssl-reqd", "--resolve", `localhost:${box.port}:127.0.0.1`);
+      const out = await curl(
+        box,
+        url,
+        "--ssl-reqd",
+        "--resolve",
+        `localhost:${box.port}:127.0.0.1`,
+      );
       assertEquals(out.trim(), "Bring crampons and a thermos.");
     });
 

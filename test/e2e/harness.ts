@@ -189,7 +189,8 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
       while (!runningLine.test(out)) {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`hearth home did not start in time; stdout: ${out}; log: ${log}`)),
+            () =>
+              reject(new Error(`hearth home did not start in time; stdout: ${out}; log: ${log}`)),
             Math.max(0, deadline - Date.now()),
           );
         });
@@ -250,7 +251,16 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
     stderr: () => log,
     async deliver(raw) {
       const cmd = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", "main.ts", "deliver", "--to", testAddress, "--data", prepared.dataDir],
+        args: [
+          "run",
+          "--allow-all",
+          "main.ts",
+          "deliver",
+          "--to",
+          testAddress,
+          "--data",
+          prepared.dataDir,
+        ],
         cwd: repoRoot,
         stdin: "piped",
         stdout: "piped",

@@ -124,7 +124,10 @@ Deno.test("imapflow fetches envelopes, body structures and single body parts", a
     // A specific part fetched with BODY.PEEK[2.MIME]-free syntax: the raw bytes of part 1 of UID 3.
     const raw = await c.fetchOne("3", { bodyParts: ["1", "2"] }, { uid: true });
     assert(raw, "UID 3 parts are fetched");
-    assertEquals(new TextDecoder().decode(raw.bodyParts?.get("1")).trim(), "Bring crampons and a thermos.");
+    assertEquals(
+      new TextDecoder().decode(raw.bodyParts?.get("1")).trim(),
+      "Bring crampons and a thermos.",
+    );
     assert(new TextDecoder().decode(raw.bodyParts?.get("2")).includes("<b>crampons</b>"));
 
     // Fetching parts with PEEK must not set \Seen.

@@ -95,7 +95,10 @@ Deno.test("Python imaplib works over implicit TLS and STARTTLS with the private 
 
   // STATUS of the selected mailbox, APPEND, CLOSE, LOGOUT.
   const status = line("status_inbox");
-  assert(/MESSAGES 2 /.test(status) && /UIDNEXT 4 /.test(status) && /UNSEEN 1\)/.test(status), status);
+  assert(
+    /MESSAGES 2 /.test(status) && /UIDNEXT 4 /.test(status) && /UNSEEN 1\)/.test(status),
+    status,
+  );
   assert(/^\[APPENDUID \d+ 4\]/.test(line("append")), line("append"));
   assertEquals(data("search_appended"), ["3"]);
   data("close");

@@ -9,6 +9,7 @@ import { binarySize, fetchBinary, fetchSection } from "../../../src/mime/mod.ts"
 import type { Command, FetchAtt, Section } from "../ast.ts";
 import type { Session } from "../session.ts";
 import type { MessageRecord } from "../../store/state.ts";
+import { metaCacheOf } from "../meta_cache.ts";
 import { formatInternalDate, resolveTargets, type Target } from "./common.ts";
 import { formatSequenceSet, intervalsContain, resolveSequenceSet } from "../sequence.ts";
 
@@ -107,7 +108,9 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
     }
   }
 
-  if (atts.some(needsInfo)) await store.prefetchInfo(live.map((x) => x.rec.blob));
+  const metaCache = metaCacheOf(store);
+  const wantInfo = atts.some(needsInfo);
+  if (wantInfo) await metaCache.load(live.map((x) => x.rec.blob));
   const wantBody = atts.some(needsBody);
 
   // Open sealed blobs a few at a time ahead of the writer, so decryption overlaps.
@@ -131,7 +134,8 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
       raw = await opened[i];
       delete opened[i];
     }
-    const info = atts.some(needsInfo) ? await store.info(rec.blob) : null;
+    const meta = wantInfo ? await metaCache.get(rec.blob) : null;
+    const encoded = new Map<number, Uint8Array>();
     let flagsSent = false;
     for (const att of atts) {
       switch (att.kind) {
@@ -161,13 +165,16 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
           items.push(atom("THREADID"), null);
           break;
         case "ENVELOPE":
-          items.push(atom("ENVELOPE"), info!.envelope);
+          encoded.set(items.length + 1, meta!.envelope);
+          items.push(atom("ENVELOPE"), null);
           break;
         case "BODY":
-          items.push(atom("BODY"), info!.body);
+          encoded.set(items.length + 1, meta!.body);
+          items.push(atom("BODY"), null);
           break;
         case "BODYSTRUCTURE":
-          items.push(atom("BODYSTRUCTURE"), info!.bodyStructure);
+          encoded.set(items.length + 1, meta!.bodyStructure);
+          items.push(atom("BODYSTRUCTURE"), null);
           break;
         case "RFC822":
           items.push(atom("RFC822"), raw!);
@@ -206,16 +213,25 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
         }
       }
     }
-    if (seenNow.has(rec.uid) && !flagsSent) items.push(atom("FLAGS"), view.flagAtoms(rec, s.rev2));
+    if (seenNow.has(rec.uid) && !flagsSent) {
+      items.push(atom("FLAGS"), view.flagAtoms(rec, s.rev2));
+      flagsSent = true;
+    }
     if (withModseq && seenNow.has(rec.uid) && !atts.some((a) => a.kind === "MODSEQ")) {
       items.push(atom("MODSEQ"), [rec.modseq]);
     }
+    // This response already tells the current flags: no second, unsolicited FETCH for them,
+    // unless a CONDSTORE client still needs the MODSEQ (RFC 7162 §3.1.4).
+    if (flagsSent && (withModseq || !(s.condstore || s.qresync))) view.flagsReported(rec.uid);
     s.w.text(`* ${t.seq} FETCH (`);
-    for (let i = 0; i < items.length; i++) {
-      if (i > 0) s.w.text(" ");
-      s.w.value(items[i], { binary: binaryItems.has(i) });
+    for (let j = 0; j < items.length; j++) {
+      if (j > 0) s.w.text(" ");
+      // ENVELOPE, BODY and BODYSTRUCTURE come pre-encoded from the metadata cache.
+      const pre = encoded.get(j);
+      if (pre) s.w.bytes(pre);
+      else s.w.value(items[j], { binary: binaryItems.has(j) });
     }
     s.w.text(")").crlf();
-    await s.maybeFlush();
+    if (s.w.byteLength > 256 * 1024) await s.flushOutput();
   }
 }

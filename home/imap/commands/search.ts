@@ -6,7 +6,14 @@ import type { Command, SearchKey } from "../ast.ts";
 import type { Session } from "../session.ts";
 import { searchMessages } from "../search.ts";
 import { formatEsearch, numbersToSave } from "../esearch.ts";
-import { checkCharset, prefetchFor, searchableMessages, searchScope, usesModseq } from "./search_view.ts";
+import {
+  checkCharset,
+  lightEnough,
+  prefetchFor,
+  searchableMessages,
+  searchScope,
+  usesModseq,
+} from "./search_view.ts";
 
 function needsHeaders(key: SearchKey): boolean {
   switch (key.kind) {
@@ -27,7 +34,7 @@ function needsHeaders(key: SearchKey): boolean {
 export async function search(s: Session, tag: string, cmd: Extract<Command, { name: "SEARCH" }>) {
   checkCharset(cmd.charset);
   const view = s.view();
-  const messages = searchableMessages(s);
+  const messages = searchableMessages(s, lightEnough(cmd.key));
   if (needsHeaders(cmd.key)) await prefetchFor(s, messages);
   const hits = await searchMessages(cmd.key, messages, searchScope(s, cmd.key));
   const numbers = hits.map((m) => (cmd.uid ? m.uid : m.seq));

@@ -3,11 +3,13 @@ import type { Session } from "../session.ts";
 import type { SearchableMessage, SearchScope } from "../search.ts";
 import type { SearchKey } from "../ast.ts";
 import { ProtocolError } from "../../../src/errors.ts";
+import { lightFields, metaCacheOf } from "../meta_cache.ts";
 
 /** The session's messages as SearchableMessages, in sequence order. */
-export function searchableMessages(s: Session): SearchableMessage[] {
+export function searchableMessages(s: Session, light = true): SearchableMessage[] {
   const view = s.view();
   const account = s.account();
+  const cache = metaCacheOf(account);
   const out: SearchableMessage[] = [];
   for (let i = 0; i < view.uids.length; i++) {
     const rec = view.record(view.uids[i]);
@@ -21,7 +23,7 @@ export function searchableMessages(s: Session): SearchableMessage[] {
       size: rec.size,
       modseq: BigInt(rec.modseq),
       recent: view.recent.has(rec.uid),
-      info: () => account.info(blob),
+      info: light ? async () => (await cache.get(blob)).light : () => account.info(blob),
       text: () => account.text(blob),
     });
   }
@@ -69,7 +71,7 @@ export function usesModseq(key: SearchKey): boolean {
   }
 }
 
-/** Prefetches metadata when a key will need it for many messages. */
+/** Loads the metadata cache for many messages at once before a search over them. */
 export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
   const view = s.view();
   const blobs: string[] = [];
@@ -77,7 +79,26 @@ export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
     const rec = view.record(m.uid);
     if (rec) blobs.push(rec.blob);
   }
-  await s.account().prefetchInfo(blobs);
+  await metaCacheOf(s.account()).load(blobs);
+}
+
+/**
+ * True when a key reads only header fields kept in the metadata cache's light
+ * copy, so SEARCH need not decrypt full metadata.
+ */
+export function lightEnough(key: SearchKey): boolean {
+  switch (key.kind) {
+    case "header":
+      return lightFields.has(key.field.toLowerCase());
+    case "NOT":
+      return lightEnough(key.key);
+    case "OR":
+      return lightEnough(key.a) && lightEnough(key.b);
+    case "AND":
+      return key.keys.every(lightEnough);
+    default:
+      return true;
+  }
 }
 
 function checkSequenceNumbers(key: SearchKey, count: number) {

@@ -16,7 +16,7 @@
  * - `C+: text` is a line of a literal. In a `C:` line, `{#}`, `{#+}` or
  *   `~{#}` is replaced by the size of the `C+:` lines that follow (each with
  *   its CRLF); the command then continues with the next `C:` line.
- * - `CX: text` decodes `\xNN` escapes to raw bytes; `CN: text` sends without
+ * - `CX: text` (and `C+X:` in a literal) decodes `\xNN` escapes to raw bytes; `CN: text` sends without
  *   CRLF. In every client line, `<<abc*N>>` repeats `abc` N times.
  * - `S: pattern` expects the next server line. Patterns match the whole line;
  *   `<*>` matches any text, `<n>` a number, `<name=n>` / `<name=*>` capture it
@@ -68,7 +68,7 @@ export interface Transcript {
   steps: Step[];
 }
 
-const linePattern = /^(C|S)(\d*)([+XN]?)([:~&])(?: (.*))?$/;
+const linePattern = /^(C|S)(\d*)(\+X|[+XN]?)([:~&])(?: (.*))?$/;
 
 /** Parses a transcript's text into steps (see the module documentation). */
 export function parseTranscript(text: string): Transcript {
@@ -102,7 +102,7 @@ export function parseTranscript(text: string): Transcript {
     if (who === "C") {
       if (sep !== ":") throw new Error(`line ${no}: client lines use "C:"`);
       let bytes: Uint8Array;
-      if (mod === "X") bytes = unescapeBytes(expandRepeats(body));
+      if (mod.endsWith("X")) bytes = unescapeBytes(expandRepeats(body));
       else {
         let line = expandRepeats(body);
         if (mod === "" && /\{#\+?\}$/.test(line)) {
@@ -138,8 +138,9 @@ function literalSize(lines: { no: number; text: string }[], i: number, conn: num
     const c = m[2] ? Number(m[2]) : 1;
     if (m[1] === "S") continue;
     if (c !== conn) continue;
-    if (m[3] !== "+") break;
-    size += encoder.encode(expandRepeats(m[5] ?? "")).length + 2;
+    if (!m[3].startsWith("+")) break;
+    const text = expandRepeats(m[5] ?? "");
+    size += (m[3] === "+X" ? unescapeBytes(text) : encoder.encode(text)).length + 2;
   }
   return size;
 }
