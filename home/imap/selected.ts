@@ -73,7 +73,7 @@ export class SelectedView {
       }
       if (e.mb !== this.mailbox.id) continue;
       if (e.kind === "add") this.#added = true;
-      else if (e.kind === "expunge") for (const u of e.uids) this.#expunged.add(u);
+      else if (e.kind === "expunge") { for (const u of e.uids) this.#expunged.add(u); }
       else if (e.kind === "flags" && e.origin !== self) this.#flagChanged.add(e.uid);
     }
   }

@@ -34,8 +34,6 @@ import {
   deletePrefix,
   deleteRange,
   getChunked,
-  gunzip,
-  gzip,
   joinChunks,
   setChunked,
   setChunkedMany,
@@ -461,7 +459,7 @@ export class AccountStore {
     const metaBox = await encryptJson(this.#keys.indexKey, info, `meta:${blob}`);
     const textBox = await encryptIndex(
       this.#keys.indexKey,
-      await gzip(encoder.encode(JSON.stringify(text))),
+      encodeSearchText(text),
       `text:${blob}`,
     );
     // One commit (one WAL fsync) for both in the usual case.
@@ -542,8 +540,7 @@ export class AccountStore {
   async text(blob: string): Promise<{ headers: string; body: string }> {
     const box = await getChunked(this.#kv, ["text", this.id, blob]);
     if (box) {
-      const plain = await gunzip(await decryptIndex(this.#keys.indexKey, box, `text:${blob}`));
-      return JSON.parse(decoder.decode(plain));
+      return decodeSearchText(await decryptIndex(this.#keys.indexKey, box, `text:${blob}`));
     }
     return searchableText(await this.message(blob));
   }
@@ -647,6 +644,30 @@ export class AccountStore {
       saved: Date.now(),
     };
   }
+}
+
+/**
+ * Search text as stored (before encryption): the byte length of the header
+ * text (u32, big-endian), the header text, then the body text, UTF-8. Not
+ * compressed: SEARCH TEXT reads every message's text, and inflating costs
+ * more than the disk it saves.
+ */
+function encodeSearchText(text: { headers: string; body: string }): Uint8Array {
+  const headers = encoder.encode(text.headers);
+  const body = encoder.encode(text.body);
+  const out = new Uint8Array(4 + headers.length + body.length);
+  new DataView(out.buffer).setUint32(0, headers.length);
+  out.set(headers, 4);
+  out.set(body, 4 + headers.length);
+  return out;
+}
+
+function decodeSearchText(data: Uint8Array): { headers: string; body: string } {
+  const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+  return {
+    headers: decoder.decode(data.subarray(4, 4 + n)),
+    body: decoder.decode(data.subarray(4 + n)),
+  };
 }
 
 function eventsOf(op: Op, origin?: number): ChangeEvent[] {

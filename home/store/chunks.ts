@@ -69,6 +69,13 @@ export async function getChunked(
   prefix: Deno.KvKey,
   count?: number,
 ): Promise<Uint8Array | null> {
+  if (!count) {
+    // Most values fit in one chunk: a point read is much cheaper than a scan, and a
+    // first chunk shorter than chunkBytes is the whole value (splitChunks fills all but the last).
+    const first = await kv.get<Uint8Array>([...prefix, 0]);
+    if (first.value === null) return null;
+    if (first.value.length < chunkBytes) return first.value;
+  }
   const chunks: Uint8Array[] = [];
   const selector = count ? { start: [...prefix, 0], end: [...prefix, count] } : { prefix };
   for await (const e of kv.list<Uint8Array>(selector)) chunks.push(e.value);

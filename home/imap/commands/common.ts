@@ -27,7 +27,9 @@ export function resolveTargets(view: SelectedView, set: SequenceSet, uid: boolea
   if ("saved" in set) {
     const saved = new Set(view.saved ?? []);
     const out: Target[] = [];
-    for (let i = 0; i < uids.length; i++) if (saved.has(uids[i])) out.push({ seq: i + 1, uid: uids[i] });
+    for (let i = 0; i < uids.length; i++) {
+      if (saved.has(uids[i])) out.push({ seq: i + 1, uid: uids[i] });
+    }
     return out;
   }
   if (uid) {
@@ -42,7 +44,10 @@ export function resolveTargets(view: SelectedView, set: SequenceSet, uid: boolea
   for (const r of set.ranges) {
     for (const n of [r.from, r.to]) {
       if (typeof n === "number" && n > uids.length) {
-        throw new ProtocolError("BAD", `Message sequence number ${n} is beyond the last message (${uids.length})`);
+        throw new ProtocolError(
+          "BAD",
+          `Message sequence number ${n} is beyond the last message (${uids.length})`,
+        );
       }
     }
     if (uids.length === 0 && (r.from === "*" || r.to === "*")) {
@@ -83,9 +88,9 @@ const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "
 export function formatInternalDate(ms: number): string {
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, "0");
-  return `${p(d.getUTCDate())}-${months[d.getUTCMonth()]}-${d.getUTCFullYear()} ${p(d.getUTCHours())}:${
-    p(d.getUTCMinutes())
-  }:${p(d.getUTCSeconds())} +0000`;
+  return `${p(d.getUTCDate())}-${months[d.getUTCMonth()]}-${d.getUTCFullYear()} ${
+    p(d.getUTCHours())
+  }:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 }
 
 const systemFlags = new Map(

@@ -39,7 +39,8 @@ function needsBody(att: FetchAtt): boolean {
 }
 
 function setsSeen(att: FetchAtt): boolean {
-  return ((att.kind === "BODY[]" || att.kind === "BINARY[]") && !att.peek) || att.kind === "RFC822" ||
+  return ((att.kind === "BODY[]" || att.kind === "BINARY[]") && !att.peek) ||
+    att.kind === "RFC822" ||
     att.kind === "RFC822.TEXT";
 }
 
@@ -61,7 +62,9 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
   }
   let targets = resolveTargets(view, cmd.set, cmd.uid);
   if (cmd.uid && !atts.some((a) => a.kind === "UID")) atts.unshift({ kind: "UID" });
-  if (changedSince !== undefined && !atts.some((a) => a.kind === "MODSEQ")) atts.push({ kind: "MODSEQ" });
+  if (changedSince !== undefined && !atts.some((a) => a.kind === "MODSEQ")) {
+    atts.push({ kind: "MODSEQ" });
+  }
   // With CONDSTORE active, untagged FETCH for flag changes carry MODSEQ (RFC 7162 §3.1.4).
   const withModseq = atts.some((a) => a.kind === "MODSEQ");
 
@@ -187,17 +190,23 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
           break;
         case "BODY[]": {
           const data = partial(fetchSection(raw!, att.section), att.partial);
-          const name = `BODY[${sectionText(att.section)}]${att.partial ? `<${att.partial.start}>` : ""}`;
+          const name = `BODY[${sectionText(att.section)}]${
+            att.partial ? `<${att.partial.start}>` : ""
+          }`;
           items.push(atom(name), data);
           break;
         }
         case "BINARY[]": {
           const decoded = fetchBinary(raw!, att.part);
           if (decoded === null) {
-            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", { imapCode: "UNKNOWN-CTE" });
+            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", {
+              imapCode: "UNKNOWN-CTE",
+            });
           }
           const data = partial(decoded, att.partial);
-          const name = `BINARY[${att.part.join(".")}]${att.partial ? `<${att.partial.start}>` : ""}`;
+          const name = `BINARY[${att.part.join(".")}]${
+            att.partial ? `<${att.partial.start}>` : ""
+          }`;
           // RFC 3516 §4.3: literal8 only when the data has NULs.
           if (data.includes(0)) binaryItems.add(items.length + 1);
           items.push(atom(name), data);
@@ -206,7 +215,9 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
         case "BINARY.SIZE": {
           const size = binarySize(raw!, att.part);
           if (size === null) {
-            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", { imapCode: "UNKNOWN-CTE" });
+            throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", {
+              imapCode: "UNKNOWN-CTE",
+            });
           }
           items.push(atom(`BINARY.SIZE[${att.part.join(".")}]`), size);
           break;

@@ -33,7 +33,15 @@ function childrenOf(all: Mailbox[], name: string): boolean {
 export async function list(s: Session, _tag: string, cmd: Extract<Command, { name: "LIST" }>) {
   const store = s.account();
   const all = [...store.state.mailboxes.values()].sort((a, b) =>
-    a.name === "INBOX" ? -1 : b.name === "INBOX" ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    a.name === "INBOX"
+      ? -1
+      : b.name === "INBOX"
+      ? 1
+      : a.name < b.name
+      ? -1
+      : a.name > b.name
+      ? 1
+      : 0
   );
   const opts = cmd.options;
   // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and root.
@@ -46,7 +54,32 @@ export async function list(s: Session, _tag: string, cmd: Extract<Command, { nam
   const specialOnly = opts.select.includes("SPECIAL-USE");
   const wantSpecial = opts.return.includes("SPECIAL-USE") || !opts.extended || specialOnly;
   const wantSubscribed = opts.return.includes("SUBSCRIBED") || subscribedOnly;
+  // RFC 9051 §6.3.9 (RFC 3501 §6.3.8): a level of hierarchy that is not a mailbox but has
+  // mailboxes below it (its parent was deleted) is listed as \NonExistent (\Noselect).
+  const names = new Set(all.map((m) => m.name));
+  const implied = new Set<string>();
+  if (!subscribedOnly && !specialOnly) {
+    for (const mb of all) {
+      const parts = mb.name.split(delimiter);
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join(delimiter);
+        if (!names.has(parent) && matchers.some((m) => m(parent))) implied.add(parent);
+      }
+    }
+  }
+  const noselect = s.rev2 ? "\\NonExistent" : "\\Noselect";
+  const emitImplied = (upTo: string | null) => {
+    for (const name of [...implied].sort()) {
+      if (upTo !== null && name > upTo) break;
+      implied.delete(name);
+      s.w.untagged(
+        `LIST (${noselect} \\HasChildren) "${delimiter}"`,
+        mailboxNameForClient(s.utf8, name),
+      );
+    }
+  };
   for (const mb of all) {
+    if (mb.name !== "INBOX") emitImplied(mb.name);
     if (!matchers.some((m) => m(mb.name))) continue;
     if (subscribedOnly && !mb.rec.subscribed) continue;
     if (specialOnly && !mb.rec.specialUse) continue;
@@ -57,6 +90,7 @@ export async function list(s: Session, _tag: string, cmd: Extract<Command, { nam
     if (opts.status?.length) writeStatus(s, mb, opts.status);
     await s.maybeFlush();
   }
+  emitImplied(null);
 }
 
 export async function lsub(s: Session, _tag: string, cmd: Extract<Command, { name: "LSUB" }>) {

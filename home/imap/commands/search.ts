@@ -41,7 +41,7 @@ export async function search(s: Session, tag: string, cmd: Extract<Command, { na
   const modseq = usesModseq(cmd.key);
   if (modseq) s.condstore = true;
   let highest = 0n;
-  if (modseq) for (const m of hits) if (m.modseq > highest) highest = m.modseq;
+  if (modseq) { for (const m of hits) if (m.modseq > highest) highest = m.modseq; }
   const ret = cmd.return ?? (s.rev2 ? [] : undefined);
   if (ret?.includes("SAVE")) {
     const saved = numbersToSave(hits.map((m) => m.uid), ret);

@@ -51,7 +51,9 @@ export function checkCharset(charset: string | undefined) {
   if (charset === undefined) return;
   const c = charset.toUpperCase();
   if (c !== "UTF-8" && c !== "US-ASCII" && c !== "UTF8") {
-    throw new ProtocolError("NO", `Unsupported charset ${charset}`, { imapCode: "BADCHARSET (UTF-8 US-ASCII)" });
+    throw new ProtocolError("NO", `Unsupported charset ${charset}`, {
+      imapCode: "BADCHARSET (UTF-8 US-ASCII)",
+    });
   }
 }
 

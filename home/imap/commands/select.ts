@@ -8,11 +8,15 @@ import type { Command } from "../ast.ts";
 import { SelectedView } from "../selected.ts";
 import type { Session } from "../session.ts";
 import { findMailbox, keywordsOf, listAttributes, mailboxNameForClient } from "./common.ts";
-import { formatSequenceSet, resolveSequenceSet, intervalsContain } from "../sequence.ts";
+import { formatSequenceSet, intervalsContain, resolveSequenceSet } from "../sequence.ts";
 
 const systemFlagList = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
 
-export function select(s: Session, _tag: string, cmd: Extract<Command, { name: "SELECT" | "EXAMINE" }>) {
+export function select(
+  s: Session,
+  _tag: string,
+  cmd: Extract<Command, { name: "SELECT" | "EXAMINE" }>,
+) {
   const store = s.account();
   // RFC 9051 §6.3.2: a SELECT first deselects; on failure the session is left unselected.
   if (s.selected) {
@@ -34,7 +38,9 @@ export function select(s: Session, _tag: string, cmd: Extract<Command, { name: "
   if (!s.rev2) s.w.untagged(`${view.recent.size} RECENT`);
   s.w.untagged(`FLAGS (${flags.join(" ")})`);
   s.w.untagged(
-    `OK [PERMANENTFLAGS (${readOnly ? "" : [...flags, "\\*"].join(" ")})] ${readOnly ? "Read-only mailbox" : "Flags permitted"}`,
+    `OK [PERMANENTFLAGS (${readOnly ? "" : [...flags, "\\*"].join(" ")})] ${
+      readOnly ? "Read-only mailbox" : "Flags permitted"
+    }`,
   );
   if (s.rev2) {
     // RFC 9051 §6.3.2: the SELECT response includes a LIST response for the mailbox.
@@ -56,7 +62,10 @@ export function select(s: Session, _tag: string, cmd: Extract<Command, { name: "
   }
   s.selected = view;
   s.state = "selected";
-  return Promise.resolve({ code: readOnly ? "READ-ONLY" : "READ-WRITE", text: `${cmd.name} completed` });
+  return Promise.resolve({
+    code: readOnly ? "READ-ONLY" : "READ-WRITE",
+    text: `${cmd.name} completed`,
+  });
 }
 
 /**
@@ -71,7 +80,9 @@ function resync(
   const mb = view.mailbox;
   const since = Number(q.modseq);
   const maxUid = mb.rec.uidNext - 1;
-  const known = q.knownUids && !("saved" in q.knownUids) ? resolveSequenceSet(q.knownUids, Math.max(maxUid, 1)) : null;
+  const known = q.knownUids && !("saved" in q.knownUids)
+    ? resolveSequenceSet(q.knownUids, Math.max(maxUid, 1))
+    : null;
   const vanished: number[] = [];
   const seen = new Set<number>();
   for (const [uid, modseq] of mb.expunged) {

@@ -106,7 +106,10 @@ export function parseTranscript(text: string): Transcript {
       else {
         let line = expandRepeats(body);
         if (mod === "" && /\{#\+?\}$/.test(line)) {
-          line = line.replace(/\{#(\+?)\}$/, (_, plus) => `{${literalSize(lines, i, conn)}${plus}}`);
+          line = line.replace(
+            /\{#(\+?)\}$/,
+            (_, plus) => `{${literalSize(lines, i, conn)}${plus}}`,
+          );
         }
         bytes = encoder.encode(line);
       }
@@ -312,7 +315,9 @@ export class TestBox {
 
 async function defaultMessages(): Promise<string[]> {
   const names: string[] = [];
-  for await (const e of Deno.readDir(messageDir)) if (/^\d.*\.eml$/.test(e.name)) names.push(e.name);
+  for await (const e of Deno.readDir(messageDir)) {
+    if (/^\d.*\.eml$/.test(e.name)) names.push(e.name);
+  }
   return names.sort();
 }
 
@@ -378,7 +383,10 @@ export async function runTranscript(
         await connection(step.conn, step.lineNo);
         let bytes = step.bytes;
         if (vars.size && bytes.includes(0x24)) {
-          const s = decoder.decode(bytes).replace(/\$\{(\w+)\}/g, (all, name: string) => vars.get(name) ?? all);
+          const s = decoder.decode(bytes).replace(
+            /\$\{(\w+)\}/g,
+            (all, name: string) => vars.get(name) ?? all,
+          );
           bytes = encoder.encode(s);
         }
         const list = outgoing.get(step.conn) ?? [];
@@ -437,7 +445,10 @@ export async function runTranscript(
         const m = step.matchers[0];
         const match = compile(m, vars).exec(got[0]);
         if (!match) {
-          fail(m.lineNo, `expected ${JSON.stringify(m.source)}\n       got ${JSON.stringify(got[0])}`);
+          fail(
+            m.lineNo,
+            `expected ${JSON.stringify(m.source)}\n       got ${JSON.stringify(got[0])}`,
+          );
         }
         for (const [k, v] of Object.entries(match!.groups ?? {})) vars.set(k, v);
         continue;
@@ -465,7 +476,9 @@ export async function runTranscript(
       }
       if (c.eof) continue;
       const extra = await c.line(30);
-      if (extra !== null) fail(t.steps.at(-1)?.lineNo ?? 0, `unexpected line on connection ${k}: ${extra}`);
+      if (extra !== null) {
+        fail(t.steps.at(-1)?.lineNo ?? 0, `unexpected line on connection ${k}: ${extra}`);
+      }
     }
   } finally {
     for (const c of conns.values()) c.close();
