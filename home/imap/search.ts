@@ -34,6 +34,8 @@ export interface SearchableMessage {
   info(): Promise<MessageInfo>;
   /** Decoded full text, for BODY and TEXT; slow (opens the sealed blob). */
   text(): Promise<{ headers: string; body: string }>;
+  /** A key naming this message's text for {@linkcode SearchScope.scanText} (its blob id). */
+  textKey?: string;
 }
 
 /** What a search needs to know about the mailbox and the session. */
@@ -48,7 +50,18 @@ export interface SearchScope {
   now: number;
   /** The server's offset from UTC in minutes, for BEFORE/ON/SINCE; 0 (UTC) when absent. */
   timezoneOffsetMinutes?: number;
+  /**
+   * Reads the text of many messages in one ordered pass (cheaper than one
+   * read per message), calling `each` as texts arrive, in any order.
+   */
+  scanText?: (
+    keys: ReadonlySet<string>,
+    each: (key: string, text: { headers: string; body: string }) => void,
+  ) => Promise<void>;
 }
+
+/** Below this many messages needing their text, per-message reads are cheaper than a scan. */
+const scanTextThreshold = 64;
 
 /** How many messages may have info() or text() pending at once. */
 const concurrency = 16;
@@ -77,10 +90,21 @@ export async function searchMessages(
     if (r === TRUE) decided[i] = 1;
     else if (r !== FALSE) pending.push(i);
   }
+  const needText: number[] = [];
+  const loadedOf = new Map<number, Loaded>();
   await forEachLimited(pending, concurrency, async (i) => {
     const m = messages[i];
     const loaded: Loaded = {};
     let r = evaluate(root, m, loaded);
+    while (r === NEED_INFO) {
+      loaded.info = await m.info();
+      r = evaluate(root, m, loaded);
+    }
+    if (r === NEED_TEXT && scope.scanText && m.textKey !== undefined) {
+      needText.push(i);
+      loadedOf.set(i, loaded);
+      return;
+    }
     while (r === NEED_INFO || r === NEED_TEXT) {
       if (r === NEED_INFO) loaded.info = await m.info();
       else loaded.text = await m.text();
@@ -88,6 +112,39 @@ export async function searchMessages(
     }
     if (r === TRUE) decided[i] = 1;
   });
+  if (needText.length) {
+    // BODY/TEXT over many messages: one ordered scan of the stored texts.
+    const byKey = new Map<string, number>();
+    for (const i of needText) byKey.set(messages[i].textKey!, i);
+    const unfinished: number[] = [];
+    const finish = (i: number, r: number) => {
+      if (r === TRUE) decided[i] = 1;
+      else if (r !== FALSE) unfinished.push(i);
+    };
+    if (needText.length >= scanTextThreshold) {
+      await scope.scanText!(new Set(byKey.keys()), (key, text) => {
+        const i = byKey.get(key);
+        if (i === undefined) return;
+        byKey.delete(key);
+        const loaded = loadedOf.get(i)!;
+        loaded.text = text;
+        finish(i, evaluate(root, messages[i], loaded));
+      });
+    }
+    // Whatever the scan did not cover (or a short list) is read one by one.
+    unfinished.push(...byKey.values());
+    await forEachLimited(unfinished, concurrency, async (i) => {
+      const m = messages[i];
+      const loaded = loadedOf.get(i) ?? {};
+      let r = evaluate(root, m, loaded);
+      while (r === NEED_INFO || r === NEED_TEXT) {
+        if (r === NEED_INFO) loaded.info = await m.info();
+        else loaded.text = await m.text();
+        r = evaluate(root, m, loaded);
+      }
+      if (r === TRUE) decided[i] = 1;
+    });
+  }
   return messages.filter((_, i) => decided[i] === 1);
 }
 

@@ -30,12 +30,17 @@ export class SelectedView {
   /** Set when the mailbox was deleted or renamed away under the session. */
   gone = false;
 
-  constructor(mailbox: Mailbox, readOnly: boolean) {
+  /** Whether this session takes \Recent (RFC 3501 §2.3.2): read-write IMAP4rev1 sessions only. */
+  readonly #claimsRecent: boolean;
+
+  /** `rev2`: the session enabled IMAP4rev2, which has no \Recent (RFC 9051 Appendix E). */
+  constructor(mailbox: Mailbox, readOnly: boolean, rev2 = false) {
     this.mailbox = mailbox;
     this.readOnly = readOnly;
+    this.#claimsRecent = !readOnly && !rev2;
     this.uids = mailbox.uids.slice();
     this.#knownMaxUid = this.uids.length ? this.uids[this.uids.length - 1] : 0;
-    if (!readOnly) {
+    if (this.#claimsRecent) {
       for (let i = this.uids.length - 1; i >= 0 && this.uids[i] >= mailbox.recentFrom; i--) {
         this.recent.add(this.uids[i]);
       }
@@ -128,10 +133,10 @@ export class SelectedView {
       while (i > 0 && all[i - 1] > this.#knownMaxUid) i--;
       for (let j = i; j < all.length; j++) {
         this.uids.push(all[j]);
-        if (!this.readOnly && all[j] >= this.mailbox.recentFrom) this.recent.add(all[j]);
+        if (this.#claimsRecent && all[j] >= this.mailbox.recentFrom) this.recent.add(all[j]);
       }
       if (all.length) this.#knownMaxUid = Math.max(this.#knownMaxUid, all[all.length - 1]);
-      if (!this.readOnly) this.mailbox.recentFrom = this.mailbox.rec.uidNext;
+      if (this.#claimsRecent) this.mailbox.recentFrom = this.mailbox.rec.uidNext;
       if (this.uids.length !== before) {
         w.untagged(`${this.uids.length} EXISTS`);
         if (!opts.rev2) w.untagged(`${this.recent.size} RECENT`);

@@ -536,6 +536,41 @@ export class AccountStore {
     for (const blob of [...want]) each(blob, await this.info(blob));
   }
 
+  /**
+   * Reads the searchable text of many messages in one ordered scan, with
+   * decryption in parallel batches; `each` is called as texts arrive. Blobs
+   * without stored text are not reported (callers fall back to {@linkcode text}).
+   */
+  async scanText(
+    blobs: ReadonlySet<string>,
+    each: (blob: string, text: { headers: string; body: string }) => void,
+  ) {
+    let batch: Promise<void>[] = [];
+    const decrypt = (blob: string, box: Uint8Array) =>
+      batch.push(
+        decryptIndex(this.#keys.indexKey, box, `text:${blob}`).then((plain) =>
+          each(blob, decodeSearchText(plain))
+        ),
+      );
+    let current = "";
+    let parts: Uint8Array[] = [];
+    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["text", this.id] }, { batchSize: 500 })) {
+      const blob = e.key[2] as string;
+      if (blob !== current) {
+        if (parts.length) decrypt(current, joinChunks(parts));
+        parts = [];
+        current = blob;
+        if (batch.length >= 64) {
+          await Promise.all(batch);
+          batch = [];
+        }
+      }
+      if (blobs.has(blob)) parts.push(e.value);
+    }
+    if (parts.length) decrypt(current, joinChunks(parts));
+    await Promise.all(batch);
+  }
+
   /** The decoded searchable text of a message. */
   async text(blob: string): Promise<{ headers: string; body: string }> {
     const box = await getChunked(this.#kv, ["text", this.id, blob]);

@@ -71,9 +71,31 @@ step("logout", lambda: m.logout())
 p = imaplib.IMAP4(host, int(plain_port), timeout=10)
 step("plain_capability", lambda: p.capability())
 step("starttls", lambda: p.starttls(ssl_context=ctx))
-step("starttls_login", lambda: p.login(user, password))
+# AUTHENTICATE PLAIN without an initial response: the server sends "+ " and reads the reply.
+step("starttls_authenticate", lambda: p.authenticate(
+    "PLAIN", lambda _challenge: f"\0{user}\0{password}".encode()))
 step("starttls_examine", lambda: p.select("INBOX", readonly=True))
 step("starttls_noop", lambda: p.noop())
 step("starttls_logout", lambda: p.logout())
+
+
+
+def injected_after_starttls():
+    """A command pipelined in plaintext after STARTTLS must be discarded, not run under TLS."""
+    import socket
+    raw = socket.create_connection((host, int(plain_port)), timeout=10)
+    reader = raw.makefile("rb")
+    reader.readline()  # greeting
+    raw.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+    ok = reader.readline()
+    tls = ctx.wrap_socket(raw, server_hostname=host)
+    tls.sendall(b"c NOOP\r\n")
+    answers = tls.makefile("rb")
+    first = answers.readline()
+    tls.sendall(b"d LOGOUT\r\n")
+    return [ok.decode().strip(), first.decode().strip()]
+
+
+step("starttls_injection", injected_after_starttls)
 
 print(json.dumps(results))

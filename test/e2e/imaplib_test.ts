@@ -108,8 +108,14 @@ Deno.test("Python imaplib works over implicit TLS and STARTTLS with the private 
   const plainCaps = line("plain_capability").split(" ");
   assert(plainCaps.includes("STARTTLS"), `the plain port offers STARTTLS: ${plainCaps}`);
   data("starttls");
-  assert(line("starttls_login").includes("Logged in"));
+  assert(line("starttls_authenticate").includes("Logged in"));
   assertEquals(data("starttls_examine"), ["3"], "UIDs 1, 3 and the appended 4");
   data("starttls_noop");
   data("starttls_logout", "BYE");
+
+  // RFC 9051 §6.2.1: "b CAPABILITY", sent in plaintext right after STARTTLS, is not answered.
+  const injection = steps["starttls_injection"];
+  assert(Array.isArray(injection), `STARTTLS injection check raised ${JSON.stringify(injection)}`);
+  assert(String(injection[0]).startsWith("a OK"), `STARTTLS answered: ${injection[0]}`);
+  assert(String(injection[1]).startsWith("c OK"), `first answer under TLS: ${injection[1]}`);
 });

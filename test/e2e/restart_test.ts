@@ -45,7 +45,7 @@ Deno.test("hearth home keeps messages, flags and folders across a restart on the
 
     const ports = [box.port, box.tlsPort];
     const stopped = await box.kill("SIGTERM");
-    assert(!stopped.success || stopped.code === 0, "hearth home stopped");
+    assertEquals(stopped.code, 0, "SIGTERM stops hearth home cleanly (exit 0)");
     await box.deliver(appendedMessage("Delivered while down", "queued on disk"));
     await box.restart();
     assertEquals([box.port, box.tlsPort], ports, "the restart listens on the same ports");

@@ -25,6 +25,7 @@ export function searchableMessages(s: Session, light = true): SearchableMessage[
       recent: view.recent.has(rec.uid),
       info: light ? async () => (await cache.get(blob)).light : () => account.info(blob),
       text: () => account.text(blob),
+      textKey: blob,
     });
   }
   return out;
@@ -43,6 +44,7 @@ export function searchScope(s: Session, key: SearchKey): SearchScope {
     maxUid: view.uids.length ? view.uids[view.uids.length - 1] : 0,
     savedUids: view.saved ? new Set(view.saved) : null,
     now: Date.now(),
+    scanText: (keys, each) => s.account().scanText(keys, each),
   };
 }
 

@@ -31,7 +31,7 @@ export function select(
   if (cmd.condstore || cmd.qresync) s.condstore = true;
   const mb = findMailbox(store, cmd.mailbox);
   const readOnly = cmd.name === "EXAMINE";
-  const view = new SelectedView(mb, readOnly);
+  const view = new SelectedView(mb, readOnly, s.rev2);
   const keywords = keywordsOf(mb);
   const flags = [...systemFlagList, ...keywords];
   s.w.untagged(`${view.exists} EXISTS`);
