@@ -78,7 +78,9 @@ function portFlag(args: Args, name: string): number | undefined {
   const v = flag(args, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new UsageError(`--${name} must be a port number`);
+  }
   return n;
 }
 
@@ -231,7 +233,12 @@ async function runHome(config: HearthConfig, args: Args) {
   return box;
 }
 
-function printConnectHelp(config: HearthConfig, address: string, imapPort: number | null, imapsPort: number | null) {
+function printConnectHelp(
+  config: HearthConfig,
+  address: string,
+  imapPort: number | null,
+  imapsPort: number | null,
+) {
   console.log(`Hearth is running. Point your mail client at it:
 
   IMAP server   ${config.hostname}, port ${imapsPort} (SSL/TLS) or ${imapPort} (STARTTLS)
@@ -266,7 +273,9 @@ async function cmdUp(args: Args) {
 async function cmdHome(args: Args) {
   const config = await configFrom(args);
   const box = await runHome(config, args);
-  console.log(`Hearth home box running: IMAP ${box.imap.port} (STARTTLS), ${box.imap.tlsPort} (TLS).`);
+  console.log(
+    `Hearth home box running: IMAP ${box.imap.port} (STARTTLS), ${box.imap.tlsPort} (TLS).`,
+  );
 }
 
 async function main(argv: string[]) {
@@ -282,7 +291,7 @@ async function main(argv: string[]) {
     case "user":
       if (sub === "add") return await cmdUserAdd(args, arg);
       if (sub === "passwd") return await cmdUserPasswd(args, arg);
-      throw new UsageError('usage: hearth user add ADDRESS | hearth user passwd ADDRESS');
+      throw new UsageError("usage: hearth user add ADDRESS | hearth user passwd ADDRESS");
     case "deliver":
       return await cmdDeliver(args);
     case "up":

@@ -58,7 +58,9 @@ function spawnHome(dataDir: string, port: number, tlsPort: number) {
       // HEARTH_BENCH_PROFILE=DIR writes a V8 tick profile of the server to DIR (node --prof-process).
       ...(Deno.env.get("HEARTH_BENCH_PROFILE")
         ? [
-          `--v8-flags=--prof,--logfile=${Deno.env.get("HEARTH_BENCH_PROFILE")}/v8.log,--no-logfile-per-isolate`,
+          `--v8-flags=--prof,--logfile=${
+            Deno.env.get("HEARTH_BENCH_PROFILE")
+          }/v8.log,--no-logfile-per-isolate`,
         ]
         : []),
       `${root}main.ts`,

@@ -164,8 +164,21 @@ export type Command =
   | { name: "FETCH"; uid: boolean; set: SequenceSet; atts: FetchAtt[]; modifiers: FetchModifiers }
   | { name: "STORE"; uid: boolean; set: SequenceSet; action: StoreAction }
   | { name: "COPY" | "MOVE"; uid: boolean; set: SequenceSet; mailbox: string }
-  | { name: "SORT"; uid: boolean; keys: SortKey[]; charset: string; key: SearchKey; return?: SearchReturn[] }
-  | { name: "THREAD"; uid: boolean; algorithm: "REFERENCES" | "ORDEREDSUBJECT"; charset: string; key: SearchKey }
+  | {
+    name: "SORT";
+    uid: boolean;
+    keys: SortKey[];
+    charset: string;
+    key: SearchKey;
+    return?: SearchReturn[];
+  }
+  | {
+    name: "THREAD";
+    uid: boolean;
+    algorithm: "REFERENCES" | "ORDEREDSUBJECT";
+    charset: string;
+    key: SearchKey;
+  }
   | { name: "ID"; params: Record<string, string | null> | null };
 
 export type CommandName = Command["name"];

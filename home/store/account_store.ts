@@ -517,7 +517,9 @@ export class AccountStore {
       );
     let current = "";
     let parts: Uint8Array[] = [];
-    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.id] }, { batchSize: 500 })) {
+    for await (
+      const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.id] }, { batchSize: 500 })
+    ) {
       const blob = e.key[2] as string;
       if (blob !== current) {
         if (parts.length) decrypt(current, joinChunks(parts));
@@ -554,7 +556,9 @@ export class AccountStore {
       );
     let current = "";
     let parts: Uint8Array[] = [];
-    for await (const e of this.#kv.list<Uint8Array>({ prefix: ["text", this.id] }, { batchSize: 500 })) {
+    for await (
+      const e of this.#kv.list<Uint8Array>({ prefix: ["text", this.id] }, { batchSize: 500 })
+    ) {
       const blob = e.key[2] as string;
       if (blob !== current) {
         if (parts.length) decrypt(current, joinChunks(parts));

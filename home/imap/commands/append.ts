@@ -21,7 +21,9 @@ export async function append(
   for (const m of cmd.messages) {
     if (m.data.length === 0) throw new ProtocolError("NO", "An empty message cannot be appended");
     if (m.data.length > limits.messageBytes) {
-      throw new ProtocolError("NO", `Messages are limited to ${limits.messageBytes} bytes`, { imapCode: "TOOBIG" });
+      throw new ProtocolError("NO", `Messages are limited to ${limits.messageBytes} bytes`, {
+        imapCode: "TOOBIG",
+      });
     }
   }
   const flagSets = cmd.messages.map((m) => canonicalFlags(m.flags));
@@ -29,15 +31,24 @@ export async function append(
   const prepared = await Promise.all(cmd.messages.map((m) => account.prepareMessage(m.data)));
   const uids = await account.mutate((tx) => {
     const target = tx.state.mailboxes.get(mb.id);
-    if (!target) throw new ProtocolError("NO", "The mailbox was deleted", { imapCode: "TRYCREATE" });
+    if (!target) {
+      throw new ProtocolError("NO", "The mailbox was deleted", { imapCode: "TRYCREATE" });
+    }
     const out: number[] = [];
     prepared.forEach((p, i) => {
       const uid = target.rec.uidNext;
       const date = cmd.messages[i].date ?? Date.now();
-      tx.push({ op: "add", mb: mb.id, msg: AccountStore.newRecord(uid, p, flagSets[i], date, tx.nextModSeq()) });
+      tx.push({
+        op: "add",
+        mb: mb.id,
+        msg: AccountStore.newRecord(uid, p, flagSets[i], date, tx.nextModSeq()),
+      });
       out.push(uid);
     });
     return out;
   });
-  return { code: `APPENDUID ${mb.rec.uidValidity} ${formatSequenceSet(uids)}`, text: "APPEND completed" };
+  return {
+    code: `APPENDUID ${mb.rec.uidValidity} ${formatSequenceSet(uids)}`,
+    text: "APPEND completed",
+  };
 }

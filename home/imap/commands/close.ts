@@ -3,7 +3,11 @@ import type { Command } from "../ast.ts";
 import type { Session } from "../session.ts";
 import { expungeMessages } from "./expunge.ts";
 
-export async function close(s: Session, _tag: string, cmd: Extract<Command, { name: "CLOSE" | "UNSELECT" }>) {
+export async function close(
+  s: Session,
+  _tag: string,
+  cmd: Extract<Command, { name: "CLOSE" | "UNSELECT" }>,
+) {
   const view = s.view();
   if (cmd.name === "CLOSE" && !view.readOnly) await expungeMessages(s, null, { silent: true });
   s.selected = null;

@@ -24,7 +24,9 @@ export async function copy(
   const targets = resolveTargets(view, cmd.set, cmd.uid);
   const pairs = await account.mutate((tx) => {
     const target = tx.state.mailboxes.get(dest.id);
-    if (!target) throw new ProtocolError("NO", "The target mailbox was deleted", { imapCode: "TRYCREATE" });
+    if (!target) {
+      throw new ProtocolError("NO", "The target mailbox was deleted", { imapCode: "TRYCREATE" });
+    }
     const from: number[] = [];
     const to: number[] = [];
     for (const t of targets) {
@@ -48,7 +50,9 @@ export async function copy(
   if (!pairs.from.length) {
     return { text: `${cmd.name} completed: no messages` };
   }
-  const code = `COPYUID ${dest.rec.uidValidity} ${formatSequenceSet(pairs.from)} ${formatSequenceSet(pairs.to)}`;
+  const code = `COPYUID ${dest.rec.uidValidity} ${formatSequenceSet(pairs.from)} ${
+    formatSequenceSet(pairs.to)
+  }`;
   if (move) {
     // RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
     s.w.status("*", "OK", "Moved", code);

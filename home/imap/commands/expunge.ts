@@ -8,7 +8,11 @@ import { resolveTargets } from "./common.ts";
  * Expunges \Deleted messages (only those in `uids` when given). The session's
  * own EXPUNGE/VANISHED responses come from its view at the command's end.
  */
-export async function expungeMessages(s: Session, uids: Set<number> | null, opts: { silent: boolean }) {
+export async function expungeMessages(
+  s: Session,
+  uids: Set<number> | null,
+  opts: { silent: boolean },
+) {
   const view = s.view();
   const account = s.account();
   const mb = view.mailbox;
@@ -23,7 +27,9 @@ export async function expungeMessages(s: Session, uids: Set<number> | null, opts
         blobs.push(rec.blob);
       }
     }
-    if (list.length) tx.push({ op: "expunge", mb: mb.id, uids: list, modseq: tx.nextModSeq() }, s.id);
+    if (list.length) {
+      tx.push({ op: "expunge", mb: mb.id, uids: list, modseq: tx.nextModSeq() }, s.id);
+    }
     return list;
   });
   void opts;
@@ -31,9 +37,15 @@ export async function expungeMessages(s: Session, uids: Set<number> | null, opts
   account.collectUnreferenced(blobs).catch(() => {});
 }
 
-export async function expunge(s: Session, _tag: string, cmd: Extract<Command, { name: "EXPUNGE" }>) {
+export async function expunge(
+  s: Session,
+  _tag: string,
+  cmd: Extract<Command, { name: "EXPUNGE" }>,
+) {
   const view = s.view();
-  if (view.readOnly) throw new ProtocolError("NO", "The mailbox is read-only (EXAMINE)", { imapCode: "READ-ONLY" });
+  if (view.readOnly) {
+    throw new ProtocolError("NO", "The mailbox is read-only (EXAMINE)", { imapCode: "READ-ONLY" });
+  }
   const uids = cmd.uid ? new Set(resolveTargets(view, cmd.set, true).map((t) => t.uid)) : null;
   await expungeMessages(s, uids, { silent: false });
 }

@@ -52,7 +52,8 @@ export function writeStatus(s: Session, mb: Mailbox, items: StatusItem[]) {
         break;
     }
   }
-  s.w.text("* STATUS ").value(mailboxNameForClient(s.utf8, mb.name)).text(` (${out.join(" ")})`).crlf();
+  s.w.text("* STATUS ").value(mailboxNameForClient(s.utf8, mb.name)).text(` (${out.join(" ")})`)
+    .crlf();
 }
 
 export function status(s: Session, _tag: string, cmd: Extract<Command, { name: "STATUS" }>) {

@@ -16,19 +16,27 @@ export async function store(
   cmd: Extract<Command, { name: "STORE" }>,
 ): Promise<Completion | void> {
   const view = s.view();
-  if (view.readOnly) throw new ProtocolError("NO", "The mailbox is read-only (EXAMINE)", { imapCode: "READ-ONLY" });
+  if (view.readOnly) {
+    throw new ProtocolError("NO", "The mailbox is read-only (EXAMINE)", { imapCode: "READ-ONLY" });
+  }
   const account = s.account();
   const flags = canonicalFlags(cmd.action.flags);
   const unchangedSince = cmd.action.unchangedSince;
   if (unchangedSince !== undefined) s.condstore = true;
   const mb = view.mailbox;
   const keywordsNow = new Set<string>();
-  for (const m of mb.byUid.values()) for (const f of m.flags) if (!f.startsWith("\\")) keywordsNow.add(f);
+  for (const m of mb.byUid.values()) {
+    for (const f of m.flags) if (!f.startsWith("\\")) keywordsNow.add(f);
+  }
   for (const f of flags) if (!f.startsWith("\\")) keywordsNow.add(f);
   if (keywordsNow.size > limits.keywordsPerMailbox) {
-    throw new ProtocolError("NO", `A mailbox can use at most ${limits.keywordsPerMailbox} keywords`, {
-      imapCode: "LIMIT",
-    });
+    throw new ProtocolError(
+      "NO",
+      `A mailbox can use at most ${limits.keywordsPerMailbox} keywords`,
+      {
+        imapCode: "LIMIT",
+      },
+    );
   }
   const targets = resolveTargets(view, cmd.set, cmd.uid);
   const modified: number[] = [];
@@ -73,6 +81,9 @@ export async function store(
     await s.maybeFlush();
   }
   if (modified.length) {
-    return { code: `MODIFIED ${formatSequenceSet(modified.sort((a, b) => a - b))}`, text: "Conditional STORE failed for some messages" };
+    return {
+      code: `MODIFIED ${formatSequenceSet(modified.sort((a, b) => a - b))}`,
+      text: "Conditional STORE failed for some messages",
+    };
   }
 }

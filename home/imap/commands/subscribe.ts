@@ -3,7 +3,11 @@ import type { Command } from "../ast.ts";
 import type { Session } from "../session.ts";
 import { findMailbox } from "./common.ts";
 
-export async function subscribe(s: Session, _tag: string, cmd: Extract<Command, { name: "SUBSCRIBE" | "UNSUBSCRIBE" }>) {
+export async function subscribe(
+  s: Session,
+  _tag: string,
+  cmd: Extract<Command, { name: "SUBSCRIBE" | "UNSUBSCRIBE" }>,
+) {
   const account = s.account();
   const mb = findMailbox(account, cmd.mailbox);
   const subscribed = cmd.name === "SUBSCRIBE";

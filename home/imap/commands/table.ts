@@ -31,8 +31,13 @@ import { create } from "./create.ts";
 import { deleteMailbox } from "./delete.ts";
 import { rename } from "./rename.ts";
 
-// deno-lint-ignore no-explicit-any
-type Handler = (s: Session, tag: string, cmd: any) => Promise<Completion | void> | Completion | void;
+/** Each handler takes its own command variant; the table pairs them by name. */
+type Handler = (
+  s: Session,
+  tag: string,
+  // deno-lint-ignore no-explicit-any
+  cmd: any,
+) => Promise<Completion | void> | Completion | void;
 
 export interface CommandSpec {
   states: SessionState[];

@@ -392,3 +392,28 @@ Deno.test("searchMessages() keeps mailbox order when info() resolves out of orde
   const hits = await searchMessages(header("SUBJECT", "odd"), slow, scopeFor(box));
   assertEquals(hits.map((m) => m.seq), Array.from({ length: 20 }, (_, i) => 2 * i + 2));
 });
+
+Deno.test("searchMessages() reads many texts through scanText in one pass, and the rest one by one", async () => {
+  const specs: FakeSpec[] = Array.from({ length: 100 }, (_, i) => ({
+    body: i % 10 === 3 ? "a zebra crossing" : "nothing here",
+  }));
+  const box = fakeMailbox(specs);
+  for (const m of box) m.textKey = `blob${m.seq}`;
+  let scans = 0;
+  const scope = scopeFor(box, {
+    scanText: async (keys, each) => {
+      scans++;
+      // Deliver every text but one (as if its stored text were missing), out of order.
+      for (const m of [...box].reverse()) {
+        if (m.seq === 14 || !keys.has(m.textKey!)) continue;
+        each(m.textKey!, await m.text());
+      }
+    },
+  });
+  for (const m of box) m.calls.text = 0;
+  const hits = await searchMessages({ kind: "BODY", value: "ZEBRA" }, box, scope);
+  assertEquals(hits.map((m) => m.seq), [4, 14, 24, 34, 44, 54, 64, 74, 84, 94]);
+  strictEqual(scans, 1);
+  // The scan's own calls plus one per-message read for the text it did not deliver.
+  strictEqual(box.find((m) => m.seq === 14)!.calls.text, 1);
+});
