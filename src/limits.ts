@@ -42,6 +42,10 @@ export const limits = {
   mailboxesPerAccount: 10_000,
   /** Keywords per mailbox (PERMANENTFLAGS stays bounded). */
   keywordsPerMailbox: 256,
+  /** Decrypted messages kept in memory per unlocked account (FETCH BODY[] of recent mail). */
+  messageCacheBytes: 32 * 1024 * 1024,
+  /** Pre-encoded ENVELOPE/BODYSTRUCTURE and light headers kept per unlocked account. */
+  metaCacheBytes: 48 * 1024 * 1024,
   /** How long an unlocked account identity stays in memory after its last session ends. */
   unlockedIdleMs: 5 * 60 * 1000,
 } as const;

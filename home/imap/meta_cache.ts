@@ -8,6 +8,7 @@
 import type { MessageInfo } from "../../src/mime/message_info.ts";
 import type { AccountStore } from "../store/account_store.ts";
 import { encodeValue } from "./encoder.ts";
+import { limits } from "../../src/limits.ts";
 
 /** Header fields kept in the light copy: the ones SEARCH keys name and SORT/THREAD read. */
 export const lightFields = new Set([
@@ -33,7 +34,7 @@ export interface CachedMeta {
   bytes: number;
 }
 
-const budgetBytes = 96 * 1024 * 1024;
+const budgetBytes = limits.metaCacheBytes;
 
 function compact(info: MessageInfo): CachedMeta {
   const envelope = encodeValue(info.envelope);
@@ -71,6 +72,11 @@ export class MetaCache {
       this.#entries.delete(k);
       this.#bytes -= v.bytes;
     }
+  }
+
+  /** The cached form of a message's metadata if it is cached now. */
+  peek(blob: string): CachedMeta | undefined {
+    return this.#entries.get(blob);
   }
 
   /** The cached form of a message's metadata, loading it if needed. */

@@ -19,6 +19,18 @@ import type { SearchKey, SequenceSet } from "./ast.ts";
 import type { MessageInfo } from "../../src/mime/message_info.ts";
 import { badSyntax } from "../../src/errors.ts";
 
+/**
+ * A message's decoded text for BODY and TEXT. A provider may also give the
+ * UTF-8 bytes (and decode the strings lazily): ASCII text is then searched
+ * without being decoded.
+ */
+export interface SearchText {
+  readonly headers: string;
+  readonly body: string;
+  readonly headerBytes?: Uint8Array;
+  readonly bodyBytes?: Uint8Array;
+}
+
 /** One message as SEARCH, SORT and THREAD see it. */
 export interface SearchableMessage {
   seq: number;
@@ -32,8 +44,10 @@ export interface SearchableMessage {
   recent: boolean;
   /** Decrypted lazily; may be slow-ish. */
   info(): Promise<MessageInfo>;
+  /** The info when it is at hand already (a warm cache), without waiting; else undefined. */
+  infoNow?(): MessageInfo | undefined;
   /** Decoded full text, for BODY and TEXT; slow (opens the sealed blob). */
-  text(): Promise<{ headers: string; body: string }>;
+  text(): Promise<SearchText>;
   /** A key naming this message's text for {@linkcode SearchScope.scanText} (its blob id). */
   textKey?: string;
 }
@@ -56,7 +70,7 @@ export interface SearchScope {
    */
   scanText?: (
     keys: ReadonlySet<string>,
-    each: (key: string, text: { headers: string; body: string }) => void,
+    each: (key: string, text: SearchText) => void,
   ) => Promise<void>;
 }
 
@@ -86,7 +100,16 @@ export async function searchMessages(
   const pending: number[] = [];
   const empty: Loaded = {};
   for (let i = 0; i < messages.length; i++) {
-    const r = evaluate(root, messages[i], empty);
+    const m = messages[i];
+    let r = evaluate(root, m, empty);
+    if (r === NEED_INFO && m.infoNow) {
+      // Header keys over a warm cache are decided here, without a wait per message.
+      const info = m.infoNow();
+      if (info) {
+        const loaded: Loaded = { info };
+        r = evaluate(root, m, loaded);
+      }
+    }
     if (r === TRUE) decided[i] = 1;
     else if (r !== FALSE) pending.push(i);
   }
@@ -119,7 +142,8 @@ export async function searchMessages(
     const unfinished: number[] = [];
     const finish = (i: number, r: number) => {
       if (r === TRUE) decided[i] = 1;
-      else if (r !== FALSE) unfinished.push(i);
+      if (r === TRUE || r === FALSE) loadedOf.delete(i); // let its text go now, not at the end
+      else unfinished.push(i);
     };
     if (needText.length >= scanTextThreshold) {
       await scope.scanText!(new Set(byKey.keys()), (key, text) => {
@@ -182,7 +206,7 @@ type Tri = typeof FALSE | typeof TRUE | typeof NEED_INFO | typeof NEED_TEXT;
 
 interface Loaded {
   info?: MessageInfo;
-  text?: { headers: string; body: string };
+  text?: SearchText;
   foldedHeaders?: string;
   foldedBody?: string;
   foldedFields?: Map<string, string[]>;
@@ -284,13 +308,16 @@ function compile(key: SearchKey, scope: SearchScope): Node {
       return compileHeader(key.field, key.value);
     case "BODY": {
       const needle = foldForSearch(key.value);
-      return { t: "text", test: (l) => foldedBody(l).includes(needle) };
+      const ascii = asciiNeedle(needle);
+      return { t: "text", test: (l) => textIncludes(l, "body", needle, ascii) };
     }
     case "TEXT": {
       const needle = foldForSearch(key.value);
+      const ascii = asciiNeedle(needle);
       return {
         t: "text",
-        test: (l) => foldedHeaders(l).includes(needle) || foldedBody(l).includes(needle),
+        test: (l) =>
+          textIncludes(l, "headers", needle, ascii) || textIncludes(l, "body", needle, ascii),
       };
     }
     case "NOT": {
@@ -460,6 +487,56 @@ function fieldValues(info: MessageInfo, loaded: Loaded, name: string): string[] 
     loaded.foldedFields.set(name, values);
   }
   return values;
+}
+
+/** The needle as bytes when it is all ASCII (the fast path), else null. */
+function asciiNeedle(needle: string): Uint8Array | null {
+  // deno-lint-ignore no-control-regex
+  return needle.length > 0 && /^[\x00-\x7f]*$/.test(needle)
+    ? new TextEncoder().encode(needle)
+    : null;
+}
+
+/**
+ * Case-insensitive substring test on a message's text. When the text comes as
+ * bytes that are all ASCII and the needle is ASCII, folding is just A-Z to
+ * a-z, so the bytes are searched as they are: no decoding, no folded copy.
+ */
+function textIncludes(
+  l: Loaded,
+  part: "headers" | "body",
+  needle: string,
+  ascii: Uint8Array | null,
+): boolean {
+  const bytes = part === "body" ? l.text!.bodyBytes : l.text!.headerBytes;
+  if (ascii && bytes && isAscii(bytes)) return asciiFoldedIncludes(bytes, ascii);
+  return (part === "body" ? foldedBody(l) : foldedHeaders(l)).includes(needle);
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  let i = 0;
+  if (bytes.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2);
+    for (let w = 0; w < words.length; w++) if (words[w] & 0x80808080) return false;
+    i = words.length << 2;
+  }
+  for (; i < bytes.length; i++) if (bytes[i] & 0x80) return false;
+  return true;
+}
+
+const lowerAscii = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
+
+/** Whether ASCII `hay` contains lower-case ASCII `needle`, ignoring the case of A-Z. */
+export function asciiFoldedIncludes(hay: Uint8Array, needle: Uint8Array): boolean {
+  const n = needle.length;
+  const last = hay.length - n;
+  const first = needle[0];
+  outer: for (let p = 0; p <= last; p++) {
+    if (lowerAscii[hay[p]] !== first) continue;
+    for (let k = 1; k < n; k++) if (lowerAscii[hay[p + k]] !== needle[k]) continue outer;
+    return true;
+  }
+  return false;
 }
 
 function foldedHeaders(l: Loaded): string {

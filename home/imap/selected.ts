@@ -159,6 +159,13 @@ export class SelectedView {
     }
   }
 
+  /** FLAGS of a message as the text inside `FLAGS (…)`, with \Recent for IMAP4rev1 sessions. */
+  flagText(rec: MessageRecord, rev2 = false): string {
+    const text = rec.flags.join(" ");
+    if (rev2 || !this.recent.has(rec.uid)) return text;
+    return text ? `${text} \\Recent` : "\\Recent";
+  }
+
   /** FLAGS of a message as atoms, with \Recent for IMAP4rev1 sessions. */
   flagAtoms(rec: MessageRecord, rev2 = false): { atom: string }[] {
     const out = rec.flags.map((f) => atom(f));

@@ -45,6 +45,9 @@ export async function startImapServer(opts: ImapServerOptions): Promise<ImapServ
   const sockets = new Set<net.Socket>();
 
   const accept = (socket: net.Socket, secure: boolean) => {
+    // Responses end with a short tagged line after a long answer: with Nagle's algorithm on,
+    // that line waits for the client's delayed ACK (up to 40 ms on Linux).
+    socket.setNoDelay(true);
     const ip = socket.remoteAddress ?? "unknown";
     const count = (perIp.get(ip) ?? 0) + 1;
     if (count > limits.imapConnectionsPerIp || sockets.size >= limits.imapConnections) {

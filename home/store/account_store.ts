@@ -26,6 +26,7 @@ import {
 } from "../../src/crypto/index_key.ts";
 import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
+import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
 import type { BlobStore } from "./blobs.ts";
 import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
@@ -39,6 +40,14 @@ import {
   setChunkedMany,
   splitChunks,
 } from "./chunks.ts";
+
+/** A message's searchable text: decoded strings, and the UTF-8 bytes when read from storage. */
+export interface SearchTextBytes {
+  readonly headers: string;
+  readonly body: string;
+  readonly headerBytes?: Uint8Array;
+  readonly bodyBytes?: Uint8Array;
+}
 
 /** What sessions hear after a commit. `origin` is the session that caused it, if any. */
 export type ChangeEvent =
@@ -86,7 +95,7 @@ const maxChangesPerOp = 2000;
 /** Full metadata entries kept per account (the IMAP layer keeps its own compact form). */
 const metaCacheSize = 2000;
 /** Bytes of decrypted messages kept per unlocked account. */
-const rawCacheBytes = 64 * 1024 * 1024;
+const rawCacheBytes = limits.messageCacheBytes;
 
 /** Tuning of one account store; tests shrink these to exercise compaction. */
 export interface AccountStoreOptions {
@@ -545,7 +554,7 @@ export class AccountStore {
    */
   async scanText(
     blobs: ReadonlySet<string>,
-    each: (blob: string, text: { headers: string; body: string }) => void,
+    each: (blob: string, text: SearchTextBytes) => void,
   ) {
     let batch: Promise<void>[] = [];
     const decrypt = (blob: string, box: Uint8Array) =>
@@ -576,7 +585,7 @@ export class AccountStore {
   }
 
   /** The decoded searchable text of a message. */
-  async text(blob: string): Promise<{ headers: string; body: string }> {
+  async text(blob: string): Promise<SearchTextBytes> {
     const box = await getChunked(this.#kv, ["text", this.id, blob]);
     if (box) {
       return decodeSearchText(await decryptIndex(this.#keys.indexKey, box, `text:${blob}`));
@@ -701,12 +710,30 @@ function encodeSearchText(text: { headers: string; body: string }): Uint8Array {
   return out;
 }
 
-function decodeSearchText(data: Uint8Array): { headers: string; body: string } {
-  const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
-  return {
-    headers: decoder.decode(data.subarray(4, 4 + n)),
-    body: decoder.decode(data.subarray(4 + n)),
-  };
+/** Search text as read back: the bytes, with strings decoded only if asked for. */
+class StoredSearchText {
+  readonly headerBytes: Uint8Array;
+  readonly bodyBytes: Uint8Array;
+  #headers?: string;
+  #body?: string;
+
+  constructor(data: Uint8Array) {
+    const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+    this.headerBytes = data.subarray(4, 4 + n);
+    this.bodyBytes = data.subarray(4 + n);
+  }
+
+  get headers(): string {
+    return this.#headers ??= decoder.decode(this.headerBytes);
+  }
+
+  get body(): string {
+    return this.#body ??= decoder.decode(this.bodyBytes);
+  }
+}
+
+function decodeSearchText(data: Uint8Array): StoredSearchText {
+  return new StoredSearchText(data);
 }
 
 function eventsOf(op: Op, origin?: number): ChangeEvent[] {

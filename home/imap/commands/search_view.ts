@@ -24,6 +24,7 @@ export function searchableMessages(s: Session, light = true): SearchableMessage[
       modseq: BigInt(rec.modseq),
       recent: view.recent.has(rec.uid),
       info: light ? async () => (await cache.get(blob)).light : () => account.info(blob),
+      infoNow: light ? () => cache.peek(blob)?.light : undefined,
       text: () => account.text(blob),
       textKey: blob,
     });
