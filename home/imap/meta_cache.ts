@@ -105,6 +105,24 @@ export class MetaCache {
 }
 
 const caches = new WeakMap<AccountStore, MetaCache>();
+const warmed = new WeakSet<AccountStore>();
+
+/** Messages of INBOX whose metadata is loaded in the background after an unlock. */
+const warmMessages = 20_000;
+
+/**
+ * Loads the metadata of INBOX's most recent messages in the background, once
+ * per unlock, so the first FETCH ENVELOPE or SEARCH FROM a client sends does
+ * not wait for thousands of decryptions.
+ */
+export function warmMetaCache(store: AccountStore): Promise<void> {
+  if (warmed.has(store)) return Promise.resolve();
+  warmed.add(store);
+  const inbox = store.state.byName("INBOX");
+  if (!inbox) return Promise.resolve();
+  const blobs = inbox.uids.slice(-warmMessages).map((u) => inbox.byUid.get(u)!.blob);
+  return metaCacheOf(store).load(blobs);
+}
 
 /** The metadata cache of an unlocked account, shared by its sessions. */
 export function metaCacheOf(store: AccountStore): MetaCache {

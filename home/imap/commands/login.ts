@@ -2,6 +2,7 @@
 import { ProtocolError } from "../../../src/errors.ts";
 import { limits } from "../../../src/limits.ts";
 import { log } from "../../../src/log.ts";
+import { warmMetaCache } from "../meta_cache.ts";
 import type { Command } from "../ast.ts";
 import type { Completion, Session } from "../session.ts";
 
@@ -36,6 +37,7 @@ export async function authenticateSession(
   s.attach(result.store);
   // Mail that arrived while the account was locked is indexed before the client looks.
   await result.store.ingestArrivals().catch((e) => log.error("imap.ingest-failed", { error: e }));
+  warmMetaCache(result.store).catch((e) => log.warn("imap.warm-failed", { error: e }));
   return { code: `CAPABILITY ${s.capabilities().join(" ")}`, text: "Logged in" };
 }
 

@@ -1,33 +1,78 @@
 /** Presents a session's messages to SEARCH, SORT and THREAD without copying what is not needed. */
 import type { Session } from "../session.ts";
-import type { SearchableMessage, SearchScope } from "../search.ts";
+import type { SearchableMessage, SearchScope, SearchText } from "../search.ts";
+import type { MessageInfo } from "../../../src/mime/message_info.ts";
+import type { MessageRecord } from "../../store/state.ts";
+import type { AccountStore } from "../../store/account_store.ts";
 import type { SearchKey } from "../ast.ts";
 import { ProtocolError } from "../../../src/errors.ts";
-import { lightFields, metaCacheOf } from "../meta_cache.ts";
+import { lightFields, type MetaCache, metaCacheOf } from "../meta_cache.ts";
+
+/**
+ * One message of the session as SEARCH, SORT and THREAD see it. Everything
+ * costly (the flag set, the BigInt modseq, metadata) is made on first use:
+ * a search over 10,000 messages usually needs one or two of them.
+ */
+class SessionMessage implements SearchableMessage {
+  readonly seq: number;
+  readonly rec: MessageRecord;
+  readonly recent: boolean;
+  readonly #ctx: Context;
+  #flags?: ReadonlySet<string>;
+
+  constructor(seq: number, rec: MessageRecord, recent: boolean, ctx: Context) {
+    this.seq = seq;
+    this.rec = rec;
+    this.recent = recent;
+    this.#ctx = ctx;
+  }
+
+  get uid(): number {
+    return this.rec.uid;
+  }
+  get flags(): ReadonlySet<string> {
+    return this.#flags ??= new Set(this.rec.flags);
+  }
+  get internalDate(): number {
+    return this.rec.date;
+  }
+  get size(): number {
+    return this.rec.size;
+  }
+  get modseq(): bigint {
+    return BigInt(this.rec.modseq);
+  }
+  get textKey(): string {
+    return this.rec.blob;
+  }
+  async info(): Promise<MessageInfo> {
+    const { light, cache, account } = this.#ctx;
+    return light ? (await cache.get(this.rec.blob)).light : await account.info(this.rec.blob);
+  }
+  infoNow(): MessageInfo | undefined {
+    return this.#ctx.light ? this.#ctx.cache.peek(this.rec.blob)?.light : undefined;
+  }
+  text(): Promise<SearchText> {
+    return this.#ctx.account.text(this.rec.blob);
+  }
+}
+
+interface Context {
+  light: boolean;
+  cache: MetaCache;
+  account: AccountStore;
+}
 
 /** The session's messages as SearchableMessages, in sequence order. */
 export function searchableMessages(s: Session, light = true): SearchableMessage[] {
   const view = s.view();
-  const account = s.account();
-  const cache = metaCacheOf(account);
+  const ctx: Context = { light, cache: metaCacheOf(s.account()), account: s.account() };
   const out: SearchableMessage[] = [];
+  const recent = view.recent;
   for (let i = 0; i < view.uids.length; i++) {
     const rec = view.record(view.uids[i]);
     if (!rec) continue;
-    const blob = rec.blob;
-    out.push({
-      seq: i + 1,
-      uid: rec.uid,
-      flags: new Set(rec.flags),
-      internalDate: rec.date,
-      size: rec.size,
-      modseq: BigInt(rec.modseq),
-      recent: view.recent.has(rec.uid),
-      info: light ? async () => (await cache.get(blob)).light : () => account.info(blob),
-      infoNow: light ? () => cache.peek(blob)?.light : undefined,
-      text: () => account.text(blob),
-      textKey: blob,
-    });
+    out.push(new SessionMessage(i + 1, rec, recent.size > 0 && recent.has(rec.uid), ctx));
   }
   return out;
 }
