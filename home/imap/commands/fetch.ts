@@ -152,85 +152,98 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
     }
     // The response is written straight into the output buffer: at 10,000 messages per
     // command, building value trees per message costs more than the rest of FETCH.
-    w.text(`* ${t.seq} FETCH (`);
+    let line = `* ${t.seq} FETCH (`;
     let sep = "";
     let flagsSent = false;
     for (const att of atts) {
       switch (att.kind) {
         case "UID":
-          w.text(`${sep}UID ${rec.uid}`);
+          line += `${sep}UID ${rec.uid}`;
           break;
         case "FLAGS":
-          w.text(`${sep}FLAGS (${view.flagText(rec, s.rev2)})`);
+          line += `${sep}FLAGS (${view.flagText(rec, s.rev2)})`;
           flagsSent = true;
           break;
         case "INTERNALDATE":
-          w.text(`${sep}INTERNALDATE "${formatInternalDate(rec.date)}"`);
+          line += `${sep}INTERNALDATE "${formatInternalDate(rec.date)}"`;
           break;
         case "RFC822.SIZE":
-          w.text(`${sep}RFC822.SIZE ${rec.size}`);
+          line += `${sep}RFC822.SIZE ${rec.size}`;
           break;
         case "MODSEQ":
-          w.text(`${sep}MODSEQ (${rec.modseq})`);
+          line += `${sep}MODSEQ (${rec.modseq})`;
           break;
         case "SAVEDATE":
-          w.text(`${sep}SAVEDATE "${formatInternalDate(rec.saved)}"`);
+          line += `${sep}SAVEDATE "${formatInternalDate(rec.saved)}"`;
           break;
         case "EMAILID":
-          w.text(`${sep}EMAILID (M${rec.blob.slice(0, 24)})`);
+          line += `${sep}EMAILID (M${rec.blob.slice(0, 24)})`;
           break;
         case "THREADID":
-          w.text(`${sep}THREADID NIL`);
+          line += `${sep}THREADID NIL`;
           break;
         // ENVELOPE, BODY and BODYSTRUCTURE come pre-encoded from the metadata cache.
         case "ENVELOPE":
-          w.text(`${sep}ENVELOPE `).bytes(meta!.envelope);
+          w.text(line + `${sep}ENVELOPE `).bytes(meta!.envelope);
+          line = "";
           break;
         case "BODY":
-          w.text(`${sep}BODY `).bytes(meta!.body);
+          w.text(line + `${sep}BODY `).bytes(meta!.body);
+          line = "";
           break;
         case "BODYSTRUCTURE":
-          w.text(`${sep}BODYSTRUCTURE `).bytes(meta!.bodyStructure);
+          w.text(line + `${sep}BODYSTRUCTURE `).bytes(meta!.bodyStructure);
+          line = "";
           break;
         case "RFC822":
-          w.text(`${sep}RFC822 `).literal(raw!);
+          w.text(line + `${sep}RFC822 `).literal(raw!);
+          line = "";
           break;
         case "RFC822.HEADER":
-          w.text(`${sep}RFC822.HEADER `).literal(
+          w.text(line + `${sep}RFC822.HEADER `).literal(
             fetchSection(raw!, { part: [], text: "HEADER" }),
           );
+          line = "";
           break;
         case "RFC822.TEXT":
-          w.text(`${sep}RFC822.TEXT `).literal(fetchSection(raw!, { part: [], text: "TEXT" }));
+          w.text(line + `${sep}RFC822.TEXT `).literal(
+            fetchSection(raw!, { part: [], text: "TEXT" }),
+          );
+          line = "";
           break;
         case "BODY[]": {
           const data = partial(fetchSection(raw!, att.section), att.partial);
           const origin = att.partial ? `<${att.partial.start}>` : "";
-          w.text(`${sep}BODY[${sectionText(att.section)}]${origin} `).literal(data);
+          w.text(line + `${sep}BODY[${sectionText(att.section)}]${origin} `).literal(data);
+          line = "";
           break;
         }
         case "BINARY[]": {
           const data = partial(binaries.get(att) as Uint8Array, att.partial);
           const origin = att.partial ? `<${att.partial.start}>` : "";
           // RFC 3516 §4.3: literal8 (~{n}) only when the data has NULs.
-          w.text(`${sep}BINARY[${att.part.join(".")}]${origin} `).literal(data, data.includes(0));
+          w.text(line + `${sep}BINARY[${att.part.join(".")}]${origin} `).literal(
+            data,
+            data.includes(0),
+          );
+          line = "";
           break;
         }
         case "BINARY.SIZE":
-          w.text(`${sep}BINARY.SIZE[${att.part.join(".")}] ${binaries.get(att)}`);
+          line += `${sep}BINARY.SIZE[${att.part.join(".")}] ${binaries.get(att)}`;
           break;
       }
       sep = " ";
     }
     if (seenNow.has(rec.uid) && !flagsSent) {
-      w.text(`${sep}FLAGS (${view.flagText(rec, s.rev2)})`);
+      line += `${sep}FLAGS (${view.flagText(rec, s.rev2)})`;
       flagsSent = true;
       sep = " ";
     }
     if (withModseq && seenNow.has(rec.uid) && !atts.some((a) => a.kind === "MODSEQ")) {
-      w.text(`${sep}MODSEQ (${rec.modseq})`);
+      line += `${sep}MODSEQ (${rec.modseq})`;
     }
-    w.text(")").crlf();
+    w.text(line + ")\r\n");
     // This response already tells the current flags: no second, unsolicited FETCH for them,
     // unless a CONDSTORE client still needs the MODSEQ (RFC 7162 §3.1.4).
     if (flagsSent && (withModseq || !(s.condstore || s.qresync))) view.flagsReported(rec.uid);
