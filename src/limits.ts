@@ -35,6 +35,8 @@ export const limits = {
   imapIdleMs: 30 * 60 * 1000,
   /** Bytes of responses queued for a client that does not read before it is dropped. */
   imapOutputBufferBytes: 64 * 1024 * 1024,
+  /** Bytes queued for a client before answering pauses until it reads. */
+  imapWriteQueueBytes: 1024 * 1024,
   /** Length of one mailbox name in bytes, and hierarchy depth. */
   mailboxNameBytes: 1024,
   mailboxDepth: 64,

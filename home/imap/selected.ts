@@ -90,7 +90,7 @@ export class SelectedView {
 
   /** The current flags of a message were just sent: its pending flag change is told. */
   flagsReported(uid: number) {
-    this.#flagChanged.delete(uid);
+    if (this.#flagChanged.size) this.#flagChanged.delete(uid);
   }
 
   /**
@@ -162,7 +162,7 @@ export class SelectedView {
   /** FLAGS of a message as the text inside `FLAGS (…)`, with \Recent for IMAP4rev1 sessions. */
   flagText(rec: MessageRecord, rev2 = false): string {
     const text = rec.flags.join(" ");
-    if (rev2 || !this.recent.has(rec.uid)) return text;
+    if (rev2 || this.recent.size === 0 || !this.recent.has(rec.uid)) return text;
     return text ? `${text} \\Recent` : "\\Recent";
   }
 

@@ -148,7 +148,9 @@ async function serveConnection(
           closed = true;
           return;
         }
-        if (!socket.write(c)) {
+        // Wait for the client to read only when a lot is queued: waiting at every 16 KB
+        // (Node's default high-water mark) ties answering to the client's reading pace.
+        if (!socket.write(c) && socket.writableLength > limits.imapWriteQueueBytes) {
           await new Promise<void>((resolve) => {
             const done = () => {
               socket.off("drain", done);

@@ -114,6 +114,7 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
   const wantInfo = atts.some(needsInfo);
   if (wantInfo) await metaCache.load(live.map((x) => x.rec.blob));
   const wantBody = atts.some(needsBody);
+  const wantBinary = atts.some((a) => a.kind === "BINARY[]" || a.kind === "BINARY.SIZE");
 
   // Open sealed blobs a few at a time ahead of the writer, so decryption overlaps.
   const ahead = 8;
@@ -137,18 +138,20 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
     }
     const meta = wantInfo ? await metaCache.get(rec.blob) : null;
     // Decoded parts first: an unknown transfer encoding must fail before this line is begun.
-    const binaries = new Map<FetchAtt, Uint8Array | number>();
-    for (const att of atts) {
-      if (att.kind !== "BINARY[]" && att.kind !== "BINARY.SIZE") continue;
-      const value = att.kind === "BINARY[]"
-        ? fetchBinary(raw!, att.part)
-        : binarySize(raw!, att.part);
-      if (value === null) {
-        throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", {
-          imapCode: "UNKNOWN-CTE",
-        });
+    const binaries = wantBinary ? new Map<FetchAtt, Uint8Array | number>() : null;
+    if (binaries) {
+      for (const att of atts) {
+        if (att.kind !== "BINARY[]" && att.kind !== "BINARY.SIZE") continue;
+        const value = att.kind === "BINARY[]"
+          ? fetchBinary(raw!, att.part)
+          : binarySize(raw!, att.part);
+        if (value === null) {
+          throw new ProtocolError("NO", "Unknown Content-Transfer-Encoding", {
+            imapCode: "UNKNOWN-CTE",
+          });
+        }
+        binaries.set(att, value);
       }
-      binaries.set(att, value);
     }
     // The response is written straight into the output buffer: at 10,000 messages per
     // command, building value trees per message costs more than the rest of FETCH.
@@ -219,7 +222,7 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
           break;
         }
         case "BINARY[]": {
-          const data = partial(binaries.get(att) as Uint8Array, att.partial);
+          const data = partial(binaries!.get(att) as Uint8Array, att.partial);
           const origin = att.partial ? `<${att.partial.start}>` : "";
           // RFC 3516 §4.3: literal8 (~{n}) only when the data has NULs.
           w.text(line + `${sep}BINARY[${att.part.join(".")}]${origin} `).literal(
@@ -230,7 +233,7 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
           break;
         }
         case "BINARY.SIZE":
-          line += `${sep}BINARY.SIZE[${att.part.join(".")}] ${binaries.get(att)}`;
+          line += `${sep}BINARY.SIZE[${att.part.join(".")}] ${binaries!.get(att)}`;
           break;
       }
       sep = " ";
