@@ -179,6 +179,8 @@ interface Unlocked {
   /** Verifies later logins without scrypt while unlocked: SHA-256(salt || password), memory only. */
   salt: Uint8Array;
   verifier: string;
+  /** SHA-256 of the password-wrapped identity the verifier belongs to: a new password changes it. */
+  wrappedHash: string;
 }
 
 /** Why a login failed, for the protocol layer. */
@@ -265,6 +267,17 @@ export class AccountRegistry {
     for (let attempt = 0; attempt < 3; attempt++) {
       const open = this.#open.get(id);
       if (open) {
+        // `hearth user passwd` may have run since the unlock: then the old password must stop
+        // working at once, and the new one is checked against the record with scrypt.
+        const rec = (await this.#kv.get<AccountRecord>(["account", id])).value;
+        if (!rec) break;
+        const wrappedHash = toHex(await sha256(rec.wrapped));
+        if (wrappedHash !== open.wrappedHash) {
+          if (!(await unwrapIdentity(rec.wrapped, password))) break;
+          open.salt = crypto.getRandomValues(new Uint8Array(16));
+          open.verifier = await this.#verifier(open.salt, password);
+          open.wrappedHash = wrappedHash;
+        }
         if (await this.#verifier(open.salt, password) !== open.verifier) break;
         if (this.#open.get(id) !== open) continue; // locked while we hashed
         this.#retain(open);
@@ -307,6 +320,7 @@ export class AccountRegistry {
       sessions: 0,
       salt,
       verifier: await this.#verifier(salt, password),
+      wrappedHash: toHex(await sha256(rec.wrapped)),
     };
     this.#open.set(id, unlocked);
     log.info("account.unlocked", { account: id });

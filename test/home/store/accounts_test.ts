@@ -161,3 +161,18 @@ Deno.test("AccountRegistry locks an account after its idle time, not before", ()
       await registry.close();
     }
   }));
+
+Deno.test("AccountRegistry.login() refuses the old password at once after a password change", () =>
+  withFixture(async (f) => {
+    const registry = new AccountRegistry(f.kv, f.blobs);
+    try {
+      const store = storeOf(await registry.login(address, password, "127.0.0.1"));
+      // What `hearth user passwd` does from another process while the box runs.
+      await setPassword(f.kv, address, f.keys.identity, "the new password", 10);
+      assertEquals(await registry.login(address, password, "127.0.0.1"), { failure: "invalid" });
+      // The new password opens the same unlocked store.
+      assert(storeOf(await registry.login(address, "the new password", "127.0.0.1")) === store);
+    } finally {
+      await registry.close();
+    }
+  }));
