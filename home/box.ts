@@ -89,6 +89,11 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
   const { kv, blobs } = await openStore(config);
   const removed = await blobs.collectTemporaries();
   if (removed) log.info("blobs.temporaries-removed", { count: removed });
+  // Blobs a crash left unrecorded: in the background, so start-up is not held up.
+  const collecting = blobs.collectUnreferenced(kv).then(
+    (n) => n && log.info("blobs.unreferenced-removed", { count: n }),
+    (e) => log.warn("blobs.collection-failed", { error: e }),
+  );
   const registry = new AccountRegistry(kv, blobs);
   const cert = {
     certPem: await Deno.readTextFile(`${config.dataDir}/tls/cert.pem`),
@@ -117,6 +122,7 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     registry,
     imap,
     async close() {
+      await collecting;
       await imap.close();
       await registry.close();
       kv.close();

@@ -636,6 +636,31 @@ export class AccountStore {
   }
 
   /**
+   * Removes metadata of messages that never made it into the index (a crash
+   * between writing a message and committing it). Call only before any
+   * message is being added (right after unlock): an APPEND in flight also has
+   * metadata without an index entry. Blobs are left to
+   * {@linkcode BlobStore.collectUnreferenced}, which knows every account.
+   */
+  async collectOrphanedMetadata(): Promise<number> {
+    const arriving = new Set<string>();
+    for await (const e of this.#kv.list<ArrivalRecord>({ prefix: ["arrival", this.id] })) {
+      arriving.add(e.value.blob);
+    }
+    const orphans = new Set<string>();
+    for await (const e of this.#kv.list({ prefix: ["meta", this.id] })) {
+      const blob = e.key[2] as string;
+      if (!this.state.blobRefs.has(blob) && !arriving.has(blob)) orphans.add(blob);
+    }
+    for (const blob of orphans) {
+      await deletePrefix(this.#kv, ["meta", this.id, blob]);
+      await deletePrefix(this.#kv, ["text", this.id, blob]);
+    }
+    if (orphans.size) log.info("store.orphans-removed", { account: this.id, count: orphans.size });
+    return orphans.size;
+  }
+
+  /**
    * Moves messages that arrived while the account was locked (sealed blob plus
    * an arrival record, see deliver.ts) into INBOX. Idempotent: a blob already
    * in the account is not added twice, so a crash mid-way duplicates nothing.

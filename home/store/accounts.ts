@@ -322,6 +322,11 @@ export class AccountRegistry {
       verifier: await this.#verifier(salt, password),
       wrappedHash: toHex(await sha256(rec.wrapped)),
     };
+    // Nothing of this account can be written before it is published below: a safe moment to
+    // drop crash leftovers.
+    await store.collectOrphanedMetadata().catch((e) =>
+      log.warn("store.orphan-collection-failed", { error: e })
+    );
     this.#open.set(id, unlocked);
     log.info("account.unlocked", { account: id });
     return unlocked;

@@ -129,6 +129,42 @@ export class BlobStore {
     await this.#fs.remove(this.pathOf(id));
   }
 
+  /**
+   * Removes blob files that nothing references: no account's metadata and no
+   * arrival record names them (a crash between writing a blob and recording
+   * it). Only files older than `minAgeMs` are considered, so a write in
+   * flight is never touched.
+   */
+  async collectUnreferenced(kv: Deno.Kv, minAgeMs = 24 * 60 * 60 * 1000): Promise<number> {
+    const referenced = new Set<string>();
+    for await (const e of kv.list({ prefix: ["meta"] })) referenced.add(e.key[2] as string);
+    for await (const e of kv.list<{ blob: string }>({ prefix: ["arrival"] })) {
+      referenced.add(e.value.blob);
+    }
+    const cutoff = Date.now() - minAgeMs;
+    let removed = 0;
+    let dirs: Deno.DirEntry[] = [];
+    try {
+      dirs = await Array.fromAsync(Deno.readDir(this.#root));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return 0;
+      throw e;
+    }
+    for (const dir of dirs) {
+      if (!dir.isDirectory || !/^[0-9a-f]{2}$/.test(dir.name)) continue;
+      for await (const f of Deno.readDir(`${this.#root}/${dir.name}`)) {
+        const m = /^([0-9a-f]{32})\.age$/.exec(f.name);
+        if (!m || referenced.has(m[1])) continue;
+        const path = `${this.#root}/${dir.name}/${f.name}`;
+        const info = await Deno.stat(path);
+        if ((info.mtime?.getTime() ?? Date.now()) > cutoff) continue;
+        await this.#fs.remove(path);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Removes temporary files a crash left behind (never visible as blobs). */
   async collectTemporaries(): Promise<number> {
     let n = 0;

@@ -270,3 +270,33 @@ Deno.test("ingestArrivals() after a crash between its steps adds each message ex
     assertEquals(again.state.byName("INBOX")!.uids.length, 2);
     await again.close();
   }));
+
+Deno.test("crash leftovers are collected: orphaned metadata at unlock, unrecorded blobs at start", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    const keptRaw = message("kept");
+    const kept = await store.prepareMessage(keptRaw);
+    await store.mutate(addTo("INBOX", kept));
+    // A crash after the blob and metadata were written, before the index commit.
+    const orphan = await store.prepareMessage(message("orphan"));
+    // A crash after a delivery's blob was written, before its arrival record.
+    const { sealToRecipient } = await import("../../../src/crypto/age.ts");
+    const stray = await f.blobs.put(await sealToRecipient(message("stray"), f.keys.recipient));
+    // Mail waiting as an arrival must survive both collections.
+    await deliverLocally(f.kv, f.blobs, "owner@store.test", message("arriving"));
+    await store.close();
+
+    const reopened = await f.open();
+    assertEquals(await reopened.collectOrphanedMetadata(), 1);
+    assertEquals((await f.kv.get(["meta", f.id, orphan.blob, 0])).value, null);
+    assert((await f.kv.get(["meta", f.id, kept.blob, 0])).value !== null);
+
+    // Fresh files are left alone (a write may be in flight); old ones go.
+    assertEquals(await f.blobs.collectUnreferenced(f.kv), 0);
+    assertEquals(await f.blobs.collectUnreferenced(f.kv, 0), 2); // orphan and stray
+    await assertRejects(() => f.blobs.get(stray));
+    await assertRejects(() => f.blobs.get(orphan.blob));
+    assertEquals(await reopened.message(kept.blob), keptRaw);
+    assertEquals(await reopened.ingestArrivals(), 1);
+    await reopened.close();
+  }));
