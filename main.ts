@@ -6,6 +6,7 @@ import { ProtocolError, UsageError } from "./src/errors.ts";
 import { initDataDir, openStore, startHome } from "./home/box.ts";
 import { createAccount, identityFor, setPassword } from "./home/store/accounts.ts";
 import { deliverLocally } from "./home/store/deliver.ts";
+import { normaliseLineEndings } from "./home/smtp/line_endings.ts";
 import { toBase64Url } from "./src/encoding.ts";
 import { log } from "./src/log.ts";
 
@@ -15,7 +16,7 @@ Usage: hearth <command> [options]
 
 Commands:
   up                    run the home box with a first account (creates ./hearth-data on first run)
-  home                  run the home box (IMAP on 2143 with STARTTLS, 2993 with TLS)
+  home                  run the home box (IMAP 2143/2993, MX 2526, submission 2587/2465)
   init --domain D       prepare a data directory: configuration, keys, certificates
   user add ADDRESS      create an account; prints its recovery key once
   user passwd ADDRESS   set a new password (proves ownership with the old one or the recovery key)
@@ -26,8 +27,11 @@ Options:
   --password-stdin      read the password from standard input instead of prompting
   --imap-port N         IMAP (STARTTLS) port, default 2143
   --imaps-port N        IMAP over TLS port, default 2993
+  --mx-port N           SMTP MX port (inbound mail for local accounts), default 2526
+  --submission-port N   SMTP submission port (STARTTLS), default 2587
+  --submissions-port N  SMTP submission over TLS port, default 2465
   --listen ADDR         address to listen on, default 127.0.0.1
-  --allow-plaintext     allow login without TLS (loopback tests only)
+  --allow-plaintext     allow IMAP LOGIN and SMTP AUTH without TLS (loopback tests only)
   -h, --help            show this help
 
 Environment:
@@ -46,6 +50,9 @@ const valueFlags = new Set([
   "to",
   "imap-port",
   "imaps-port",
+  "mx-port",
+  "submission-port",
+  "submissions-port",
   "listen",
   "hostname",
 ]);
@@ -91,6 +98,9 @@ async function configFrom(args: Args): Promise<HearthConfig> {
     listen: flag(args, "listen"),
     imapPort: portFlag(args, "imap-port"),
     imapsPort: portFlag(args, "imaps-port"),
+    mxPort: portFlag(args, "mx-port"),
+    submissionPort: portFlag(args, "submission-port"),
+    submissionsPort: portFlag(args, "submissions-port"),
   });
 }
 
@@ -198,30 +208,6 @@ async function cmdDeliver(args: Args) {
   }
 }
 
-/** Messages are stored with CRLF line endings (RFC 5322 §2.1). */
-function normaliseLineEndings(raw: Uint8Array): Uint8Array {
-  let bare = 0;
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] === 0x0a && (i === 0 || raw[i - 1] !== 0x0d)) bare++;
-    else if (raw[i] === 0x0d && raw[i + 1] !== 0x0a) bare++;
-  }
-  if (!bare) return raw;
-  const out = new Uint8Array(raw.length + bare);
-  let j = 0;
-  for (let i = 0; i < raw.length; i++) {
-    const b = raw[i];
-    if (b === 0x0d) {
-      out[j++] = 0x0d;
-      out[j++] = 0x0a;
-      if (raw[i + 1] === 0x0a) i++;
-    } else if (b === 0x0a) {
-      out[j++] = 0x0d;
-      out[j++] = 0x0a;
-    } else out[j++] = b;
-  }
-  return out.subarray(0, j);
-}
-
 async function runHome(config: HearthConfig, args: Args) {
   const box = await startHome(config, { allowPlaintextAuth: args.flags.has("allow-plaintext") });
   const stop = async () => {
@@ -238,10 +224,14 @@ function printConnectHelp(
   address: string,
   imapPort: number | null,
   imapsPort: number | null,
+  submission: { port: number | null; tlsPort: number | null } | null,
 ) {
   console.log(`Hearth is running. Point your mail client at it:
 
   IMAP server   ${config.hostname}, port ${imapsPort} (SSL/TLS) or ${imapPort} (STARTTLS)
+  SMTP server   ${config.hostname}, port ${submission?.tlsPort ?? "off"} (SSL/TLS) or ${
+    submission?.port ?? "off"
+  } (STARTTLS), password authentication
   User name     ${address}
   Certificate   ${config.dataDir}/tls/ca.pem (a private CA: import it, or accept the warning)
 
@@ -267,14 +257,16 @@ async function cmdUp(args: Args) {
     kv.close();
   }
   const box = await runHome(config, args);
-  printConnectHelp(config, address, box.imap.port, box.imap.tlsPort);
+  printConnectHelp(config, address, box.imap.port, box.imap.tlsPort, box.submission);
 }
 
 async function cmdHome(args: Args) {
   const config = await configFrom(args);
   const box = await runHome(config, args);
   console.log(
-    `Hearth home box running: IMAP ${box.imap.port} (STARTTLS), ${box.imap.tlsPort} (TLS).`,
+    `Hearth home box running: IMAP ${box.imap.port} (STARTTLS), ${box.imap.tlsPort} (TLS); ` +
+      `MX ${box.mx?.ports[0] ?? "off"}; submission ${box.submission?.port ?? "off"} (STARTTLS), ` +
+      `${box.submission?.tlsPort ?? "off"} (TLS).`,
   );
 }
 

@@ -16,6 +16,10 @@ import { BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
 import { log } from "../src/log.ts";
+import { type Resolver, SystemResolver } from "../src/dns.ts";
+import { startMx } from "./smtp/receive.ts";
+import { startSubmission, type SubmissionListener } from "./smtp/submission.ts";
+import type { OutboundQueue, SmtpDeps, SmtpListener } from "./smtp/types.ts";
 
 export interface HomeBox {
   config: HearthConfig;
@@ -23,6 +27,10 @@ export interface HomeBox {
   blobs: BlobStore;
   registry: AccountRegistry;
   imap: ImapServer;
+  /** The MX listener, when config.mxPort is not null. */
+  mx: SmtpListener | null;
+  /** The submission listeners, when a submission port is not null. */
+  submission: SubmissionListener | null;
   close(): Promise<void>;
 }
 
@@ -80,8 +88,12 @@ export async function openStore(config: HearthConfig) {
 }
 
 export interface HomeOptions {
-  /** Allow LOGIN without TLS on loopback (tests, benchmarks). */
+  /** Allow LOGIN (IMAP) and AUTH (submission) without TLS on loopback (tests, benchmarks). */
   allowPlaintextAuth?: boolean;
+  /** The outbound queue; without it, submission refuses remote recipients with 451 4.3.2. */
+  queue?: OutboundQueue;
+  /** DNS for inbound SPF/DKIM/DMARC on the MX; default the system resolver. */
+  resolver?: Resolver;
 }
 
 /** Starts the home box's listeners. */
@@ -115,14 +127,53 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     kv.close();
     throw new UsageError((e as Error).message);
   }
+  const smtpDeps: SmtpDeps = {
+    kv,
+    blobs,
+    registry,
+    domain: config.domain,
+    hostname: config.hostname,
+    listen: config.listen,
+    cert,
+  };
+  let mx: SmtpListener | null = null;
+  let submission: SubmissionListener | null = null;
+  try {
+    if (config.mxPort !== null) {
+      const resolver = opts.resolver ?? new SystemResolver();
+      mx = await startMx({ ...smtpDeps, port: config.mxPort, resolver });
+    }
+    if (config.submissionPort !== null || config.submissionsPort !== null) {
+      submission = await startSubmission({
+        ...smtpDeps,
+        port: config.submissionPort,
+        tlsPort: config.submissionsPort,
+        queue: opts.queue,
+        allowPlaintextAuth: opts.allowPlaintextAuth,
+      });
+    }
+  } catch (e) {
+    await mx?.close();
+    await imap.close();
+    kv.close();
+    throw new UsageError(
+      `${
+        (e as Error).message
+      }; pass --mx-port, --submission-port or --submissions-port, or stop the other server`,
+    );
+  }
   return {
     config,
     kv,
     blobs,
     registry,
     imap,
+    mx,
+    submission,
     async close() {
       await collecting;
+      await mx?.close();
+      await submission?.close();
       await imap.close();
       await registry.close();
       kv.close();

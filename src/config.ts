@@ -16,9 +16,10 @@ export interface HearthConfig {
   listen: string;
   imapPort: number;
   imapsPort: number;
-  submissionPort: number;
-  submissionsPort: number;
-  mxPort: number;
+  /** Submission ports (STARTTLS, implicit TLS) and MX port; null turns a listener off. */
+  submissionPort: number | null;
+  submissionsPort: number | null;
+  mxPort: number | null;
   homeHttpPort: number;
   edgeSmtpPort: number;
   edgeHttpPort: number;

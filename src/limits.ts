@@ -13,7 +13,7 @@ export const limits = {
   imapLiteralsPerCommand: 1000,
   /** Nesting depth of parenthesised lists in one command. */
   imapNestingDepth: 32,
-  /** Largest message accepted by APPEND, SMTP and the edge. */
+  /** Largest message accepted by APPEND, SMTP and the edge (advertised as SMTP SIZE, RFC 1870). */
   messageBytes: 50 * 1024 * 1024,
   /** Total bytes of one MULTIAPPEND command. */
   imapMultiAppendBytes: 200 * 1024 * 1024,
@@ -50,4 +50,23 @@ export const limits = {
   metaCacheBytes: 48 * 1024 * 1024,
   /** How long an unlocked account identity stays in memory after its last session ends. */
   unlockedIdleMs: 5 * 60 * 1000,
+  /** Recipients of one SMTP transaction (RFC 5321 §4.5.3.1.8 asks for at least 100). */
+  smtpRecipients: 100,
+  /** Open SMTP connections on one listener. */
+  smtpConnections: 1000,
+  /** Idle time before an SMTP connection is closed (RFC 5321 §4.5.3.2.7: at least 5 minutes). */
+  smtpIdleMs: 5 * 60 * 1000,
+  /** Commands before authentication on submission (EHLO, STARTTLS, AUTH, NOOP …). */
+  smtpUnauthenticatedCommands: 20,
+  /** On shutdown, how long open SMTP sessions may finish their transaction before they are cut. */
+  smtpCloseGraceMs: 5 * 1000,
+  /** Outbound queue: first retry delay, doubling per attempt up to the cap (RFC 5321 §4.5.4.1). */
+  queueRetryBaseMs: 5 * 60 * 1000,
+  queueRetryMaxMs: 4 * 60 * 60 * 1000,
+  /** Outbound queue: give up and bounce after this long (RFC 5321 §4.5.4.1: 4-5 days). */
+  queueMaxAgeMs: 5 * 24 * 60 * 60 * 1000,
+  /** Queue items delivered at once per run, and SMTP connection/command timeouts. */
+  queueConcurrency: 8,
+  queueConnectTimeoutMs: 30 * 1000,
+  queueSocketTimeoutMs: 5 * 60 * 1000,
 } as const;

@@ -173,9 +173,18 @@ Deno.test("hearth init, user add, user passwd, deliver, then login", async () =>
       /standard input is empty/,
     );
 
-    const box = await startHome(await loadConfig(dir, { imapPort: 0, imapsPort: 0 }), {
-      allowPlaintextAuth: true,
-    });
+    const box = await startHome(
+      await loadConfig(dir, {
+        imapPort: 0,
+        imapsPort: 0,
+        mxPort: null,
+        submissionPort: null,
+        submissionsPort: null,
+      }),
+      {
+        allowPlaintextAuth: true,
+      },
+    );
     const c = await RawImap.connect(box.imap.port!);
     try {
       assertEquals((await c.command(`LOGIN ${address} "first password"`)).status, "NO");

@@ -16,10 +16,13 @@
  */
 import { type HomeBox, initDataDir, openStore, startHome } from "../../home/box.ts";
 import { createAccount } from "../../home/store/accounts.ts";
+import type { OutboundQueue } from "../../home/smtp/types.ts";
+import { type Resolver, TestResolver } from "../../src/dns.ts";
 import { deliverLocally } from "../../home/store/deliver.ts";
 import { loadConfig } from "../../src/config.ts";
 import { log } from "../../src/log.ts";
 import { fixtureMessages } from "./messages.ts";
+import { RawImap } from "./raw_imap.ts";
 
 /** Small scrypt work factor: account creation and login in milliseconds. */
 export const testScryptLogN = 10;
@@ -43,6 +46,10 @@ export interface TestBox {
   port: number;
   /** Implicit TLS port. */
   tlsPort: number;
+  /** SMTP ports of the in-process box (MX; submission with STARTTLS; submission over TLS). */
+  mxPort?: number;
+  submissionPort?: number;
+  submissionsPort?: number;
   /** Delivers a raw message to the account's INBOX as an MTA would. */
   deliver(raw: string | Uint8Array): Promise<void>;
   /** Closes everything and removes the data directory. */
@@ -52,6 +59,12 @@ export interface TestBox {
 export interface TestBoxOptions {
   /** Messages delivered to INBOX before the box starts; default {@linkcode fixtureMessages}. */
   messages?: string[];
+  /** Allow IMAP LOGIN and SMTP AUTH without TLS (default true, for test clients). */
+  allowPlaintextAuth?: boolean;
+  /** An outbound queue for submission (remote recipients are refused without one). */
+  queue?: OutboundQueue;
+  /** DNS for the MX's SPF/DKIM/DMARC checks; default an empty table (no network). */
+  resolver?: Resolver;
 }
 
 function bytesOf(raw: string | Uint8Array): Uint8Array {
@@ -64,6 +77,9 @@ async function prepareDataDir(messages: string[]) {
   const config = await loadConfig(dataDir, {
     imapPort: 0,
     imapsPort: 0,
+    mxPort: 0,
+    submissionPort: 0,
+    submissionsPort: 0,
     scryptLogN: testScryptLogN,
   });
   await initDataDir(config);
@@ -90,7 +106,11 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
   const prepared = await prepareDataDir(opts.messages ?? fixtureMessages);
   let box: HomeBox;
   try {
-    box = await startHome(prepared.config, { allowPlaintextAuth: true });
+    box = await startHome(prepared.config, {
+      allowPlaintextAuth: opts.allowPlaintextAuth ?? true,
+      queue: opts.queue,
+      resolver: opts.resolver ?? new TestResolver(),
+    });
   } catch (e) {
     await removeDir(prepared.dataDir);
     throw e;
@@ -104,12 +124,49 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
     caPem: prepared.caPem,
     port: box.imap.port!,
     tlsPort: box.imap.tlsPort!,
+    mxPort: box.mx?.ports[0],
+    submissionPort: box.submission?.port ?? undefined,
+    submissionsPort: box.submission?.tlsPort ?? undefined,
     deliver: (raw) => deliverLocally(box.kv, box.blobs, testAddress, bytesOf(raw), box.registry),
     async stop() {
       await box.close();
       await removeDir(prepared.dataDir);
     },
   };
+}
+
+/** Every message in a test box's INBOX, in UID order (read over IMAP, plaintext LOGIN). */
+export async function inbox(box: TestBox): Promise<Uint8Array[]> {
+  const c = await RawImap.connect(box.port);
+  try {
+    await c.ok(`LOGIN ${box.address} "${box.password}"`);
+    await c.ok("SELECT INBOX");
+    const bodies = await c.fetchAllBodies();
+    return [...bodies.keys()].sort((a, b) => a - b).map((uid) => bodies.get(uid)!);
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Splits a stored message into the trace fields the MX added on top (Authentication-Results,
+ * Received-SPF, Received) and the message as it was sent.
+ */
+export function splitTrace(stored: Uint8Array): { trace: Map<string, string>; rest: Uint8Array } {
+  const text = new TextDecoder().decode(stored);
+  const trace = new Map<string, string>();
+  let off = 0;
+  for (;;) {
+    const m = text.slice(off).match(
+      /^(Received|Received-SPF|Authentication-Results): [^\r\n]*(?:\r\n[ \t][^\r\n]*)*\r\n/,
+    );
+    if (!m) break;
+    if (trace.has(m[1])) throw new Error(`${m[1]} added twice`);
+    trace.set(m[1], m[0]);
+    off += m[0].length;
+  }
+  if (!trace.has("Received")) throw new Error(`no Received: on top of ${text.slice(0, 300)}`);
+  return { trace, rest: new TextEncoder().encode(text.slice(off)) };
 }
 
 /** Picks a free loopback port by binding port 0 (racy in theory, fine on a test machine). */

@@ -77,7 +77,14 @@ function contains(hay: Uint8Array, needle: Uint8Array): boolean {
 
 async function setUp() {
   const dir = await Deno.makeTempDir({ prefix: "hearth-privacy-" });
-  const config = await loadConfig(dir, { imapPort: 0, imapsPort: 0, scryptLogN: 10 });
+  const config = await loadConfig(dir, {
+    imapPort: 0,
+    imapsPort: 0,
+    mxPort: null,
+    submissionPort: null,
+    submissionsPort: null,
+    scryptLogN: 10,
+  });
   await initDataDir(config);
   const { kv, blobs } = await openStore(config);
   const { recoveryKey } = await createAccount(kv, blobs, address, password, 10);

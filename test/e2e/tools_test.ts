@@ -24,6 +24,11 @@ const TOOLS: Tool[] = [
   },
   { cmd: ["mbsync", "--version"], pkg: "isync" },
   { cmd: ["age", "--version"], pkg: "age" },
+  {
+    cmd: ["swaks", "--support"],
+    pkg: "swaks libnet-ssleay-perl libio-socket-ssl-perl",
+    expect: (out) => out.includes("=== TLS supported") ? undefined : "this swaks has no TLS",
+  },
 ];
 
 async function checkTool(tool: Tool): Promise<string | undefined> {
@@ -49,7 +54,7 @@ async function checkTool(tool: Tool): Promise<string | undefined> {
   return problem ? `${name}: ${problem}: ${hint}` : undefined;
 }
 
-Deno.test("e2e tools (python3, curl, mbsync, age) are installed", async () => {
+Deno.test("e2e tools (python3, curl, mbsync, age, swaks) are installed", async () => {
   const problems = (await Promise.all(TOOLS.map(checkTool))).filter((p) => p !== undefined);
   if (problems.length > 0) {
     throw new Error(

@@ -287,7 +287,14 @@ export class TestBox {
   static async start(messages: string[] | null): Promise<TestBox> {
     const t = new TestBox();
     t.dir = await Deno.makeTempDir({ prefix: "hearth-transcript-" });
-    const config = await loadConfig(t.dir, { imapPort: 0, imapsPort: 0, scryptLogN: 10 });
+    const config = await loadConfig(t.dir, {
+      imapPort: 0,
+      imapsPort: 0,
+      mxPort: null,
+      submissionPort: null,
+      submissionsPort: null,
+      scryptLogN: 10,
+    });
     await initDataDir(config);
     t.box = await startHome(config, { allowPlaintextAuth: true });
     t.accountId = (await createAccount(t.box.kv, t.box.blobs, user, password, 10)).id;

@@ -1,0 +1,201 @@
+/**
+ * What the MX and submission listeners share: smtp-server set up with
+ * Hearth's limits, replies carrying the enhanced status code we choose
+ * (RFC 3463), message reading with the size limit, and local delivery.
+ *
+ * @example
+ * ```ts
+ * const server = makeServer(deps, { secure: false });
+ * const port = await listenOn(server, "127.0.0.1", 0);
+ * ```
+ */
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import type { Readable } from "node:stream";
+import { ProtocolError } from "../../src/errors.ts";
+import { limits } from "../../src/limits.ts";
+import { log } from "../../src/log.ts";
+import { accountExists, deliverLocally } from "../store/deliver.ts";
+import { domainOf, recipientSyntaxProblem } from "./addresses.ts";
+import type { SmtpDeps } from "./types.ts";
+
+/** An error for smtp-server's callbacks: `code enhanced text` on the wire. */
+export function smtpError(code: number, enhanced: string, text: string): Error {
+  const err = new Error(`${enhanced} ${text}`) as Error & { responseCode: number };
+  err.responseCode = code;
+  return err;
+}
+
+/** Turns any failure into an SMTP reply; internals never reach the wire. */
+export function toSmtpError(e: unknown, context: string): Error {
+  if (e instanceof ProtocolError && e.smtp) {
+    return smtpError(e.smtp.code, e.smtp.enhanced, e.message);
+  }
+  if ((e as { responseCode?: number }).responseCode) return e as Error;
+  log.error("smtp.local-error", { context, error: e });
+  // RFC 5321 §4.2.5: a 4xx after DATA asks the client to try again later.
+  return smtpError(451, "4.3.0", "local error while storing the message; try again later");
+}
+
+/** smtp-server's connection object: the parts of its private API we use (see patchConnection). */
+interface ConnectionInternals {
+  id: string;
+  send(code: number, data: unknown, context?: unknown): void;
+  _parseAddressCommand(name: string, command: unknown): Record<string, unknown> | false;
+}
+
+const enhancedPrefix = /^([245]\.\d{1,3}\.\d{1,3}) /;
+
+/**
+ * Adjusts one smtp-server connection: (1) a reply text that starts with an
+ * enhanced status code is sent with that code instead of the library's
+ * generic one for the reply code (it maps 554 to 5.6.0, we need 5.7.1);
+ * (2) the path as the client wrote it is kept, because the library strips
+ * source routes before the handlers see the address.
+ */
+function patchConnection(server: SMTPServer, session: SMTPServerSession) {
+  const connections = (server as unknown as { connections: Set<ConnectionInternals> }).connections;
+  for (const conn of connections) {
+    if (conn.id !== session.id) continue;
+    const send = conn.send.bind(conn);
+    conn.send = (code, data, context) => {
+      if (typeof data === "string" && enhancedPrefix.test(data)) return send(code, data, false);
+      send(code, data, context);
+    };
+    const parse = conn._parseAddressCommand.bind(conn);
+    conn._parseAddressCommand = (name, command) => {
+      const parsed = parse(name, command);
+      if (parsed) {
+        const text = String(command ?? "");
+        parsed.rawPath = text.slice(text.indexOf(":") + 1).trim().split(/\s+/)[0];
+      }
+      return parsed;
+    };
+  }
+}
+
+/** The path as written by the client (`<@a:b@c>`), set by patchConnection. */
+export function rawPathOf(address: unknown): string | undefined {
+  const raw = (address as { rawPath?: unknown }).rawPath;
+  return typeof raw === "string" ? raw : undefined;
+}
+
+/** Makes an smtp-server with Hearth's limits and reply handling, plus the listener's own options. */
+export function makeServer(deps: SmtpDeps, extra: SMTPServerOptions): SMTPServer {
+  const server: SMTPServer = new SMTPServer({
+    name: deps.hostname,
+    banner: "Hearth ESMTP",
+    key: deps.cert.keyPem,
+    cert: deps.cert.certPem,
+    logger: false,
+    // RFC 1870 SIZE, RFC 2034 ENHANCEDSTATUSCODES; PIPELINING, 8BITMIME, SMTPUTF8 are on by default.
+    size: limits.messageBytes,
+    hideENHANCEDSTATUSCODES: false,
+    hideSize: false,
+    maxClients: limits.smtpConnections,
+    maxRecipients: limits.smtpRecipients,
+    socketTimeout: limits.smtpIdleMs,
+    closeTimeout: limits.smtpCloseGraceMs,
+    ...extra,
+    onConnect(session, callback) {
+      patchConnection(server, session);
+      callback();
+    },
+  });
+  server.on("error", (e: Error) => log.warn("smtp.connection-error", { error: e.message }));
+  return server;
+}
+
+/** Listens and resolves with the bound port. */
+export function listenOn(server: SMTPServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) =>
+      reject(new Error(`cannot listen on ${host}:${port}: ${e.message}`));
+    server.server.once("error", onError);
+    server.listen(port, host, () => {
+      server.server.off("error", onError);
+      const addr = server.server.address();
+      resolve(typeof addr === "object" && addr ? addr.port : port);
+    });
+  });
+}
+
+export function closeServer(server: SMTPServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Reads DATA. The limit is enforced whether or not the client sent SIZE:
+ * smtp-server only marks `sizeExceeded`, so past the limit we stop keeping
+ * bytes and refuse with `552 5.3.4` (RFC 1870 §6.3, RFC 3463 §3.4).
+ */
+export async function readMessage(stream: Readable): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    if (total <= limits.messageBytes) chunks.push(chunk);
+  }
+  if ((stream as { sizeExceeded?: boolean }).sizeExceeded || total > limits.messageBytes) {
+    throw smtpError(
+      552,
+      "5.3.4",
+      `message is larger than the limit of ${limits.messageBytes} bytes`,
+    );
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** Where an RCPT address goes. */
+export type RecipientKind = "local" | "remote";
+
+/**
+ * Classifies a recipient, or throws the refusal: routing forms (`554 5.7.1`),
+ * an unknown user in our domain (`550 5.1.1`, RFC 5321 §3.3). A remote
+ * recipient is for the caller to allow (submission) or refuse (MX).
+ */
+export async function classifyRecipient(
+  deps: SmtpDeps,
+  address: string,
+  rawPath?: string,
+): Promise<RecipientKind> {
+  const problem = recipientSyntaxProblem(address, rawPath);
+  if (problem) throw smtpError(554, "5.7.1", `${problem}; relay access denied`);
+  if (await accountExists(deps.kv, address)) return "local";
+  // Other account domains are matched by the exact address above: account addresses are
+  // stored encrypted, so the box cannot list its domains without unlocking accounts.
+  if (domainOf(address) === deps.domain.toLowerCase()) {
+    throw smtpError(550, "5.1.1", `no mailbox here for ${address}`);
+  }
+  return "remote";
+}
+
+/**
+ * Delivers to every local recipient; resolves only once all are durable, so
+ * the caller may answer `250` (the store's durability promise).
+ */
+export async function deliverAll(
+  deps: SmtpDeps,
+  recipients: string[],
+  messageFor: (recipient: string) => Uint8Array,
+): Promise<void> {
+  await Promise.all(
+    recipients.map((r) => deliverLocally(deps.kv, deps.blobs, r, messageFor(r), deps.registry)),
+  );
+}
+
+/** A short transaction id for logs and `Received:`. */
+export function transactionId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+}
+
+/** TLS description of a session for `Received:` (version and cipher), or undefined. */
+export function tlsDescription(session: SMTPServerSession): string | undefined {
+  const t = session.tlsOptions as { version?: string; name?: string } | false | undefined;
+  return t ? [t.version, t.name].filter(Boolean).join(" ") : undefined;
+}

@@ -1,0 +1,118 @@
+/**
+ * The MX listener: accepts mail for the box's own accounts from any sender
+ * on the Internet (RFC 5321), over STARTTLS when the client wants it. It
+ * never relays: only local recipients are accepted.
+ *
+ * @example
+ * ```ts
+ * const mx = await startMx({ ...deps, port: 2526 });
+ * console.log(mx.ports[0]);
+ * await mx.close();
+ * ```
+ */
+import type { SMTPServerSession } from "smtp-server";
+import type { Resolver } from "../../src/dns.ts";
+import { log } from "../../src/log.ts";
+import { removeForgedResults, verifyInbound } from "./authenticate.ts";
+import {
+  classifyRecipient,
+  closeServer,
+  deliverAll,
+  listenOn,
+  makeServer,
+  rawPathOf,
+  readMessage,
+  smtpError,
+  tlsDescription,
+  toSmtpError,
+  transactionId,
+} from "./listener.ts";
+import { normaliseLineEndings } from "./line_endings.ts";
+import { prependHeader, protocolType, receivedHeader } from "./received.ts";
+import type { SmtpDeps, SmtpListener } from "./types.ts";
+
+export interface MxOptions extends SmtpDeps {
+  port: number;
+  /** DNS for SPF/DKIM/DMARC; without one, no Authentication-Results header is added. */
+  resolver?: Resolver;
+}
+
+/** The `Received:` header for one local recipient of an inbound message. */
+function receivedFor(
+  deps: SmtpDeps,
+  session: SMTPServerSession,
+  id: string,
+  recipient: string,
+): string {
+  const tls = tlsDescription(session);
+  return receivedHeader({
+    helo: session.hostNameAppearsAs || "unknown",
+    clientName: String(session.clientHostname || `[${session.remoteAddress}]`),
+    clientIp: session.remoteAddress,
+    by: deps.hostname,
+    protocol: protocolType(!!tls, false),
+    tls,
+    id,
+    // Each copy names only its own recipient: no Bcc recipient is shown to the others.
+    recipient,
+    date: new Date(),
+  });
+}
+
+/** Starts the MX listener. */
+export async function startMx(opts: MxOptions): Promise<SmtpListener> {
+  const deps: SmtpDeps = opts;
+  const server = makeServer(deps, {
+    secure: false,
+    // An MX has no users to authenticate; AUTH is for the submission ports.
+    disabledCommands: ["AUTH"],
+    authOptional: true,
+    async onRcptTo(address, _session, callback) {
+      try {
+        const kind = await classifyRecipient(deps, address.address, rawPathOf(address));
+        // RFC 5321 §3.6.2 / RFC 5321 §7.1: never an open relay.
+        if (kind === "remote") {
+          throw smtpError(
+            554,
+            "5.7.1",
+            `relay access denied: ${address.address} is not handled here`,
+          );
+        }
+        callback();
+      } catch (e) {
+        callback(toSmtpError(e, "mx.rcpt"));
+      }
+    },
+    onData(stream, session, callback) {
+      const id = transactionId();
+      (async () => {
+        // RFC 5321 §2.3.8: bare CR and LF are not line endings in SMTP; store CRLF only.
+        let raw = normaliseLineEndings(await readMessage(stream));
+        let verdictHeaders = "";
+        if (opts.resolver) {
+          raw = removeForgedResults(raw, deps.hostname);
+          const verdict = await verifyInbound(raw, {
+            ip: session.remoteAddress,
+            helo: session.hostNameAppearsAs || "",
+            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+            hostname: deps.hostname,
+            resolver: opts.resolver,
+          });
+          if (verdict.dmarcReject) throw smtpError(550, "5.7.1", verdict.dmarcReject);
+          verdictHeaders = verdict.headers;
+        }
+        const recipients = session.envelope.rcptTo.map((r) => r.address);
+        // RFC 8601 §5: Authentication-Results goes above the other trace fields (our Received).
+        const copyFor = (r: string) =>
+          prependHeader(verdictHeaders, prependHeader(receivedFor(deps, session, id, r), raw));
+        await deliverAll(deps, recipients, copyFor);
+        log.info("mx.delivered", { id, recipients: recipients.length, bytes: raw.length });
+      })().then(
+        () => callback(null, `2.6.0 message ${id} stored`),
+        (e) => callback(toSmtpError(e, "mx.data")),
+      );
+    },
+  });
+  const port = await listenOn(server, opts.listen, opts.port);
+  return { ports: [port], close: () => closeServer(server) };
+}
