@@ -20,6 +20,11 @@ import { type Resolver, SystemResolver } from "../src/dns.ts";
 import { startMx } from "./smtp/receive.ts";
 import { startSubmission, type SubmissionListener } from "./smtp/submission.ts";
 import type { OutboundQueue, SmtpDeps, SmtpListener } from "./smtp/types.ts";
+import { OutboundQueue as PersistentQueue } from "./queue/queue.ts";
+import { type QueueRunner, startQueueRunner } from "./queue/runner.ts";
+import { DirectTransport } from "./queue/transport.ts";
+import { ensureDkimKey, signingPreparer } from "./queue/dkim.ts";
+import { MailauthMtaSts } from "./queue/mta_sts.ts";
 
 export interface HomeBox {
   config: HearthConfig;
@@ -72,6 +77,8 @@ export async function initDataDir(config: HearthConfig): Promise<{ created: bool
     await Deno.writeTextFile(`${dir}/tls/key.pem`, leaf.keyPem, { mode: 0o600 });
     await Deno.writeTextFile(`${dir}/tls/cert.pem`, leaf.certPem);
   }
+  // The DKIM key that signs outgoing mail (published by `hearth dns`).
+  await ensureDkimKey(dir);
   return { created };
 }
 
@@ -90,8 +97,14 @@ export async function openStore(config: HearthConfig) {
 export interface HomeOptions {
   /** Allow LOGIN (IMAP) and AUTH (submission) without TLS on loopback (tests, benchmarks). */
   allowPlaintextAuth?: boolean;
-  /** The outbound queue; without it, submission refuses remote recipients with 451 4.3.2. */
-  queue?: OutboundQueue;
+  /**
+   * The outbound queue. Absent: the box's own persistent queue (DKIM-signed, delivered
+   * directly to the recipients' MX hosts). `null`: none, and submission refuses remote
+   * recipients with 451 4.3.2 (tests).
+   */
+  queue?: OutboundQueue | null;
+  /** Test hooks for direct delivery: the SMTP port of a host (default 25) and extra CAs. */
+  outbound?: { portFor?: (host: string) => number; tlsCa?: string[]; pollMs?: number };
   /** DNS for inbound SPF/DKIM/DMARC on the MX; default the system resolver. */
   resolver?: Resolver;
 }
@@ -127,6 +140,34 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     kv.close();
     throw new UsageError((e as Error).message);
   }
+  // The outbound queue and its runner (issue 3): DKIM-signed at enqueue, delivered to MX hosts.
+  let queue: OutboundQueue | null = opts.queue ?? null;
+  let runner: QueueRunner | null = null;
+  if (opts.queue === undefined) {
+    const dkim = await ensureDkimKey(config.dataDir);
+    const outbound = await PersistentQueue.open(kv, config.dataDir, {
+      prepare: signingPreparer(config.domain, dkim),
+    });
+    await outbound.collectOrphans();
+    const resolver = opts.resolver ?? new SystemResolver();
+    runner = startQueueRunner({
+      queue: outbound,
+      kv,
+      blobs,
+      registry,
+      transport: new DirectTransport({
+        resolver,
+        hostname: config.hostname,
+        mtaSts: new MailauthMtaSts(resolver),
+        portFor: opts.outbound?.portFor,
+        tlsCa: opts.outbound?.tlsCa,
+      }),
+      domain: config.domain,
+      hostname: config.hostname,
+      pollMs: opts.outbound?.pollMs,
+    });
+    queue = outbound;
+  }
   const smtpDeps: SmtpDeps = {
     kv,
     blobs,
@@ -148,13 +189,14 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
         ...smtpDeps,
         port: config.submissionPort,
         tlsPort: config.submissionsPort,
-        queue: opts.queue,
+        queue: queue ?? undefined,
         allowPlaintextAuth: opts.allowPlaintextAuth,
       });
     }
   } catch (e) {
     await mx?.close();
     await imap.close();
+    await runner?.stop();
     kv.close();
     throw new UsageError(
       `${
@@ -174,6 +216,7 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
       await collecting;
       await mx?.close();
       await submission?.close();
+      await runner?.stop();
       await imap.close();
       await registry.close();
       kv.close();

@@ -14,7 +14,13 @@
  * }
  * ```
  */
-import { type HomeBox, initDataDir, openStore, startHome } from "../../home/box.ts";
+import {
+  type HomeBox,
+  type HomeOptions,
+  initDataDir,
+  openStore,
+  startHome,
+} from "../../home/box.ts";
 import { createAccount } from "../../home/store/accounts.ts";
 import type { OutboundQueue } from "../../home/smtp/types.ts";
 import { type Resolver, TestResolver } from "../../src/dns.ts";
@@ -61,8 +67,13 @@ export interface TestBoxOptions {
   messages?: string[];
   /** Allow IMAP LOGIN and SMTP AUTH without TLS (default true, for test clients). */
   allowPlaintextAuth?: boolean;
-  /** An outbound queue for submission (remote recipients are refused without one). */
-  queue?: OutboundQueue;
+  /**
+   * An outbound queue for submission (remote recipients are refused without one), or
+   * "box" for the box's own persistent queue and direct delivery (with `outbound` hooks).
+   */
+  queue?: OutboundQueue | "box";
+  /** Test hooks for the box's own direct delivery (see HomeOptions.outbound). */
+  outbound?: HomeOptions["outbound"];
   /** DNS for the MX's SPF/DKIM/DMARC checks; default an empty table (no network). */
   resolver?: Resolver;
 }
@@ -108,7 +119,9 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
   try {
     box = await startHome(prepared.config, {
       allowPlaintextAuth: opts.allowPlaintextAuth ?? true,
-      queue: opts.queue,
+      // No real outbound queue unless a test brings one: nothing may leave loopback.
+      queue: opts.queue === "box" ? undefined : opts.queue ?? null,
+      outbound: opts.outbound,
       resolver: opts.resolver ?? new TestResolver(),
     });
   } catch (e) {
