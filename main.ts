@@ -9,6 +9,7 @@ import { deliverLocally } from "./home/store/deliver.ts";
 import { normaliseLineEndings } from "./home/smtp/line_endings.ts";
 import { toBase64Url } from "./src/encoding.ts";
 import { log } from "./src/log.ts";
+import { dnsRecords, formatBind } from "./home/dns_records.ts";
 
 const help = `hearth — mail you own
 
@@ -21,6 +22,7 @@ Commands:
   user add ADDRESS      create an account; prints its recovery key once
   user passwd ADDRESS   set a new password (proves ownership with the old one or the recovery key)
   deliver --to ADDRESS  deliver the message on standard input to a local account
+  dns [--format bind|json]  the DNS records to publish for the domain (MX, SPF, DKIM, DMARC)
 
 Options:
   --data DIR            data directory (default ./hearth-data, or HEARTH_DATA)
@@ -45,6 +47,7 @@ interface Args {
 }
 
 const valueFlags = new Set([
+  "format",
   "data",
   "domain",
   "to",
@@ -208,6 +211,18 @@ async function cmdDeliver(args: Args) {
   }
 }
 
+async function cmdDns(args: Args) {
+  const config = await configFrom(args);
+  await openStore(config).then(({ kv }) => kv.close()); // a clear error outside a data directory
+  const records = await dnsRecords(config);
+  const format = flag(args, "format") ?? "bind";
+  if (format === "json") console.log(JSON.stringify(records, null, 2));
+  else if (format === "bind") {
+    console.log(`; DNS records for ${config.domain}: add them at your DNS provider.`);
+    console.log(formatBind(records));
+  } else throw new UsageError(`unknown --format "${format}"; use bind or json`);
+}
+
 async function runHome(config: HearthConfig, args: Args) {
   const box = await startHome(config, { allowPlaintextAuth: args.flags.has("allow-plaintext") });
   const stop = async () => {
@@ -286,6 +301,8 @@ async function main(argv: string[]) {
       throw new UsageError("usage: hearth user add ADDRESS | hearth user passwd ADDRESS");
     case "deliver":
       return await cmdDeliver(args);
+    case "dns":
+      return await cmdDns(args);
     case "up":
       return await cmdUp(args);
     case "home":
