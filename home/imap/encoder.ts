@@ -14,6 +14,7 @@
  * @module
  */
 
+import { concatBytes } from "../../src/encoding.ts";
 import type { ImapValue } from "../../src/mime/imap_value.ts";
 
 /** How values are written. */
@@ -224,18 +225,7 @@ export function encodeValue(v: ImapValue, opts: ValueOptions = {}): Uint8Array {
 }
 
 /** Join chunks into one array. */
-export function concatChunks(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
+export const concatChunks: (chunks: Uint8Array[]) => Uint8Array = concatBytes;
 
 /** The bytes of a tagged or untagged status line, `tag OK [CODE] text\r\n`. */
 export function statusLine(

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { intervalsContain, resolveSequenceSet } from "./sequence.ts";
 import type { SearchKey, SequenceSet } from "./ast.ts";
 import type { MessageInfo } from "../../src/mime/message_info.ts";
 import { badSyntax } from "../../src/errors.ts";
@@ -374,37 +375,11 @@ function compileSet(set: SequenceSet, kind: "UID" | "seq", scope: SearchScope): 
     return { t: "cheap", test: (m) => saved.has(m.uid) };
   }
   const max = kind === "UID" ? scope.maxUid : scope.maxSeq;
-  const intervals = mergeRanges(set.ranges.map((r) => {
-    const a = r.from === "*" ? max : r.from;
-    const b = r.to === undefined ? a : r.to === "*" ? max : r.to;
-    return a <= b ? [a, b] : [b, a]; // RFC 9051 §9: 4:2 is 2:4
-  }));
+  // RFC 9051 §9: `*` is the largest number in use, and 4:2 is 2:4.
+  const intervals = resolveSequenceSet(set, max);
   if (intervals.length === 0) return { t: "const", v: false };
   const pick = kind === "UID" ? (m: SearchableMessage) => m.uid : (m: SearchableMessage) => m.seq;
-  return { t: "cheap", test: (m) => inIntervals(intervals, pick(m)) };
-}
-
-function mergeRanges(ranges: number[][]): number[][] {
-  ranges.sort((x, y) => x[0] - y[0]);
-  const out: number[][] = [];
-  for (const r of ranges) {
-    const last = out[out.length - 1];
-    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
-    else out.push([r[0], r[1]]);
-  }
-  return out;
-}
-
-function inIntervals(intervals: number[][], n: number): boolean {
-  let lo = 0, hi = intervals.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const [a, b] = intervals[mid];
-    if (n < a) hi = mid - 1;
-    else if (n > b) lo = mid + 1;
-    else return true;
-  }
-  return false;
+  return { t: "cheap", test: (m) => intervalsContain(intervals, pick(m)) };
 }
 
 function compileDate(

@@ -24,11 +24,12 @@ import {
   encryptIndex,
   encryptJson,
 } from "../../src/crypto/index_key.ts";
-import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
 import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
 import type { BlobStore } from "./blobs.ts";
+import { boundedOps, decodeOps, encodeOps } from "./log_codec.ts";
+import { decodeSearchText, encodeSearchText } from "./search_text.ts";
 import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
 import {
   chunksPerCommit,
@@ -91,7 +92,6 @@ interface Pending {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const maxChangesPerOp = 2000;
 /** Full metadata entries kept per account (the IMAP layer keeps its own compact form). */
 const metaCacheSize = 2000;
 /** Bytes of decrypted messages kept per unlocked account. */
@@ -101,43 +101,6 @@ const rawCacheBytes = limits.messageCacheBytes;
 export interface AccountStoreOptions {
   /** Change-log entries after which the state is compacted into a new snapshot. */
   compactAfterEntries?: number;
-}
-
-type StoredOp = Op | { op: "mbox"; rec: Omit<MailboxRecord, "nameEnc"> & { nameEnc: string } };
-
-function encodeOps(ops: Op[]): Uint8Array {
-  const lines = ops.map((op) =>
-    op.op === "mbox"
-      ? JSON.stringify({ op: "mbox", rec: { ...op.rec, nameEnc: toBase64Url(op.rec.nameEnc) } })
-      : JSON.stringify(op)
-  );
-  return encoder.encode(lines.join("\n"));
-}
-
-function decodeOps(data: Uint8Array): Op[] {
-  if (data.length === 0) return [];
-  return decoder.decode(data).split("\n").map((line) => {
-    const op = JSON.parse(line) as StoredOp;
-    if (op.op === "mbox" && typeof op.rec.nameEnc === "string") {
-      return { op: "mbox", rec: { ...op.rec, nameEnc: fromBase64Url(op.rec.nameEnc) } } as Op;
-    }
-    return op as Op;
-  });
-}
-
-/** Splits ops whose change lists are long, so one log entry stays within KV limits. */
-function* boundedOps(ops: Op[]): Generator<Op> {
-  for (const op of ops) {
-    if (op.op === "flags" && op.changes.length > maxChangesPerOp) {
-      for (let i = 0; i < op.changes.length; i += maxChangesPerOp) {
-        yield { ...op, changes: op.changes.slice(i, i + maxChangesPerOp) };
-      }
-    } else if (op.op === "expunge" && op.uids.length > maxChangesPerOp * 5) {
-      for (let i = 0; i < op.uids.length; i += maxChangesPerOp * 5) {
-        yield { ...op, uids: op.uids.slice(i, i + maxChangesPerOp * 5) };
-      }
-    } else yield op;
-  }
 }
 
 export class AccountStore {
@@ -717,48 +680,6 @@ export class AccountStore {
       saved: Date.now(),
     };
   }
-}
-
-/**
- * Search text as stored (before encryption): the byte length of the header
- * text (u32, big-endian), the header text, then the body text, UTF-8. Not
- * compressed: SEARCH TEXT reads every message's text, and inflating costs
- * more than the disk it saves.
- */
-function encodeSearchText(text: { headers: string; body: string }): Uint8Array {
-  const headers = encoder.encode(text.headers);
-  const body = encoder.encode(text.body);
-  const out = new Uint8Array(4 + headers.length + body.length);
-  new DataView(out.buffer).setUint32(0, headers.length);
-  out.set(headers, 4);
-  out.set(body, 4 + headers.length);
-  return out;
-}
-
-/** Search text as read back: the bytes, with strings decoded only if asked for. */
-class StoredSearchText {
-  readonly headerBytes: Uint8Array;
-  readonly bodyBytes: Uint8Array;
-  #headers?: string;
-  #body?: string;
-
-  constructor(data: Uint8Array) {
-    const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
-    this.headerBytes = data.subarray(4, 4 + n);
-    this.bodyBytes = data.subarray(4 + n);
-  }
-
-  get headers(): string {
-    return this.#headers ??= decoder.decode(this.headerBytes);
-  }
-
-  get body(): string {
-    return this.#body ??= decoder.decode(this.bodyBytes);
-  }
-}
-
-function decodeSearchText(data: Uint8Array): StoredSearchText {
-  return new StoredSearchText(data);
 }
 
 function eventsOf(op: Op, origin?: number): ChangeEvent[] {

@@ -3,6 +3,7 @@
  * under a key prefix, and commits split to stay under Deno KV's limits on one
  * atomic operation.
  */
+import { concatBytes } from "../../src/encoding.ts";
 
 /** Bytes per chunk: under the 64 KiB value limit with room for overhead. */
 export const chunkBytes = 60_000;
@@ -20,18 +21,7 @@ export function splitChunks(data: Uint8Array): Uint8Array[] {
 }
 
 /** Joins chunks back into one array. */
-export function joinChunks(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
+export const joinChunks: (chunks: Uint8Array[]) => Uint8Array = concatBytes;
 
 /** Writes `[prefix..., i]` for each chunk, in as many atomic commits as the limits need. */
 export async function setChunked(kv: Deno.Kv, prefix: Deno.KvKey, data: Uint8Array) {
