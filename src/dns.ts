@@ -16,6 +16,7 @@
  * await dns.resolveMx("remote.test"); // [{ preference: 10, exchange: "mx.remote.test" }]
  * ```
  */
+import { limits } from "./limits.ts";
 
 export interface MxRecord {
   preference: number;
@@ -53,7 +54,10 @@ export class SystemResolver implements Resolver {
 
   async #query<T>(name: string, type: "MX" | "TXT" | "A" | "AAAA"): Promise<T[]> {
     try {
-      const options = this.#nameServer ? { nameServer: this.#nameServer } : {};
+      // A stalled DNS server must not hold an SMTP reply for ever: the caller sees a
+      // temporary error (SPF/DMARC "temperror", RFC 7208 §2.6.6) after limits.dnsTimeoutMs.
+      const signal = AbortSignal.timeout(limits.dnsTimeoutMs);
+      const options = this.#nameServer ? { nameServer: this.#nameServer, signal } : { signal };
       // deno-lint-ignore no-explicit-any
       return (await Deno.resolveDns(name, type as any, options)) as unknown as T[];
     } catch (e) {

@@ -44,6 +44,8 @@ export const limits = {
   mailboxesPerAccount: 10_000,
   /** Keywords per mailbox (PERMANENTFLAGS stays bounded). */
   keywordsPerMailbox: 256,
+  /** Longest wait for one DNS answer (SPF, DKIM, DMARC, MX lookups). */
+  dnsTimeoutMs: 5_000,
   /** Decrypted messages kept in memory per unlocked account (FETCH BODY[] of recent mail). */
   messageCacheBytes: 32 * 1024 * 1024,
   /** Pre-encoded ENVELOPE/BODYSTRUCTURE and light headers kept per unlocked account. */

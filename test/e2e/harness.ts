@@ -204,11 +204,13 @@ export interface HomeProcessOptions extends TestBoxOptions {
   /** Fixed ports (to reconnect after a restart); default free ones picked by the OS. */
   port?: number;
   tlsPort?: number;
+  /** Fixed MX port; default a free one, kept across restarts. */
+  mxPort?: number;
   /** How long to wait for the "running" line. */
   startTimeoutMs?: number;
 }
 
-const runningLine = /IMAP (\d+) \(STARTTLS\), (\d+) \(TLS\)/;
+const runningLine = /IMAP (\d+) \(STARTTLS\), (\d+) \(TLS\); MX (\d+|off);/;
 
 /**
  * Runs the real `hearth home` (`deno run -A main.ts home …`) as a
@@ -219,6 +221,7 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
   const prepared = await prepareDataDir(opts.messages ?? fixtureMessages);
   let port = opts.port ?? 0;
   let tlsPort = opts.tlsPort ?? 0;
+  let mxPort = opts.mxPort ?? 0;
   let child: Deno.ChildProcess;
   let log = "";
   let exited: Promise<Deno.CommandStatus>;
@@ -237,6 +240,8 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
         String(port),
         "--imaps-port",
         String(tlsPort),
+        "--mx-port",
+        String(mxPort),
       ],
       cwd: repoRoot,
       stdin: "null",
@@ -282,6 +287,7 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
     const m = out.match(runningLine)!;
     port = Number(m[1]);
     tlsPort = Number(m[2]);
+    if (m[3] !== "off") mxPort = Number(m[3]);
     // Drain the rest of stdout in the background.
     (async () => {
       while (!(await reader.read()).done) { /* discard */ }
@@ -314,6 +320,9 @@ export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<H
     },
     get tlsPort() {
       return tlsPort;
+    },
+    get mxPort() {
+      return mxPort;
     },
     get child() {
       return child;

@@ -22,6 +22,8 @@ const TOOLS: Tool[] = [
         : "this curl was built without IMAP support";
     },
   },
+  // Debian's interpreter: the package installs there, not for a python3 earlier on PATH.
+  { cmd: ["/usr/bin/python3", "-c", "import dkim"], pkg: "python3-dkim" },
   { cmd: ["mbsync", "--version"], pkg: "isync" },
   { cmd: ["age", "--version"], pkg: "age" },
   {
@@ -54,7 +56,7 @@ async function checkTool(tool: Tool): Promise<string | undefined> {
   return problem ? `${name}: ${problem}: ${hint}` : undefined;
 }
 
-Deno.test("e2e tools (python3, curl, mbsync, age, swaks) are installed", async () => {
+Deno.test("e2e tools (python3, python3-dkim, curl, mbsync, age, swaks) are installed", async () => {
   const problems = (await Promise.all(TOOLS.map(checkTool))).filter((p) => p !== undefined);
   if (problems.length > 0) {
     throw new Error(
