@@ -9,7 +9,7 @@ import type { Command, FetchAtt, Section } from "../ast.ts";
 import type { Session } from "../session.ts";
 import type { MessageRecord } from "../../store/state.ts";
 import { metaCacheOf } from "../meta_cache.ts";
-import { formatInternalDate, resolveTargets, type Target } from "./common.ts";
+import { formatInternalDate, resolveTargets } from "./common.ts";
 import { formatSequenceSet, intervalsContain, resolveSequenceSet } from "../sequence.ts";
 
 type FetchCommand = Extract<Command, { name: "FETCH" }>;
@@ -82,19 +82,22 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
   }
 
   // Messages expunged by another session meanwhile have no record: they are skipped.
-  const live: { t: Target; rec: MessageRecord }[] = [];
+  // Parallel arrays, not an object per message: FETCH 1:* on a large mailbox is common.
+  const seqs: number[] = [];
+  const recs: MessageRecord[] = [];
+  const since = changedSince === undefined ? -1 : Number(changedSince);
   for (const t of targets) {
     const rec = view.record(t.uid);
-    if (!rec) continue;
-    if (changedSince !== undefined && rec.modseq <= Number(changedSince)) continue;
-    live.push({ t, rec });
+    if (!rec || rec.modseq <= since) continue;
+    seqs.push(t.seq);
+    recs.push(rec);
   }
   targets = [];
 
   // RFC 9051 §6.4.5: BODY[] (not PEEK) sets \Seen; done in one mutation before answering.
   const seenNow = new Set<number>();
   if (!view.readOnly && atts.some(setsSeen)) {
-    const unseen = live.filter((x) => !x.rec.flags.includes("\\Seen")).map((x) => x.t.uid);
+    const unseen = recs.filter((r) => !r.flags.includes("\\Seen")).map((r) => r.uid);
     if (unseen.length) {
       const mbId = view.mailbox.id;
       await store.mutate((tx) => {
@@ -112,7 +115,7 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
 
   const metaCache = metaCacheOf(store);
   const wantInfo = atts.some(needsInfo);
-  if (wantInfo) await metaCache.load(live.map((x) => x.rec.blob));
+  if (wantInfo) await metaCache.load(recs.map((r) => r.blob));
   const wantBody = atts.some(needsBody);
   const wantBinary = atts.some((a) => a.kind === "BINARY[]" || a.kind === "BINARY.SIZE");
 
@@ -120,16 +123,16 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
   const ahead = 8;
   const opened: Promise<Uint8Array>[] = [];
   const open = (i: number) => {
-    if (wantBody && i < live.length && !opened[i]) {
-      opened[i] = store.message(live[i].rec.blob);
+    if (wantBody && i < recs.length && !opened[i]) {
+      opened[i] = store.message(recs[i].blob);
       opened[i].catch(() => {}); // awaited below; this only stops an early failure going unhandled
     }
   };
   for (let i = 0; i < ahead; i++) open(i);
 
   const w = s.w;
-  for (let i = 0; i < live.length; i++) {
-    const { t, rec } = live[i];
+  for (let i = 0; i < recs.length; i++) {
+    const rec = recs[i];
     let raw: Uint8Array | null = null;
     if (wantBody) {
       open(i + ahead);
@@ -155,7 +158,7 @@ export async function fetch(s: Session, _tag: string, cmd: FetchCommand) {
     }
     // The response is written straight into the output buffer: at 10,000 messages per
     // command, building value trees per message costs more than the rest of FETCH.
-    let line = `* ${t.seq} FETCH (`;
+    let line = `* ${seqs[i]} FETCH (`;
     let sep = "";
     let flagsSent = false;
     for (const att of atts) {
