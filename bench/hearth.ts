@@ -1,7 +1,8 @@
 /**
  * Starts the Hearth home box for the benchmark: a temporary data directory,
  * one account, and `hearth home` as a child process on free loopback ports
- * (plaintext LOGIN allowed, as the private Dovecot is configured with ssl = no).
+ * (plaintext LOGIN allowed, as the private Dovecot is configured with ssl = no),
+ * with the MX listening too for the SMTP benchmark.
  */
 
 import type { RunningTarget } from "./target.ts";
@@ -50,7 +51,7 @@ async function waitForPort(port: number, timeoutMs: number) {
   throw new Error(`Hearth did not listen on ${port} within ${timeoutMs} ms`);
 }
 
-function spawnHome(dataDir: string, port: number, tlsPort: number) {
+function spawnHome(dataDir: string, port: number, tlsPort: number, mxPort: number) {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -73,7 +74,7 @@ function spawnHome(dataDir: string, port: number, tlsPort: number) {
       "--imaps-port",
       String(tlsPort),
       "--mx-port",
-      "0",
+      String(mxPort),
       "--submission-port",
       "0",
       "--submissions-port",
@@ -92,7 +93,8 @@ export async function startHearth(options: HearthOptions = {}): Promise<RunningT
   await hearth(["user", "add", user, "--password-stdin", "--data", dataDir], password + "\n");
   const port = freePort();
   const tlsPort = freePort();
-  let child = spawnHome(dataDir, port, tlsPort);
+  const mxPort = freePort();
+  let child = spawnHome(dataDir, port, tlsPort, mxPort);
   await waitForPort(port, 20_000);
   let stopped = false;
   const target = {
@@ -113,6 +115,7 @@ export async function startHearth(options: HearthOptions = {}): Promise<RunningT
   return {
     target,
     dataDir,
+    mxPort,
     /**
      * Restarts the server on the same data: the figures then describe a box
      * that has been running, not one that just took 10,000 APPENDs (Dovecot's
@@ -120,7 +123,7 @@ export async function startHearth(options: HearthOptions = {}): Promise<RunningT
      */
     async restart() {
       await stopChild();
-      child = spawnHome(dataDir, port, tlsPort);
+      child = spawnHome(dataDir, port, tlsPort, mxPort);
       target.pid = child.pid;
       await waitForPort(port, 20_000);
     },

@@ -375,8 +375,9 @@ function printTable(states: Map<string, TargetState>, options: Options): void {
   }
 }
 
-async function main(): Promise<void> {
-  const options = parseArgs(Deno.args);
+/** Runs the IMAP benchmark with the given arguments; throws when a result was wrong. */
+export async function runImapBench(args: string[]): Promise<void> {
+  const options = parseArgs(args);
   const names = options.only ? [options.only] : [...TARGET_NAMES];
   const started = performance.now();
 
@@ -463,7 +464,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   try {
-    await main();
+    await runImapBench(Deno.args);
   } catch (err) {
     console.error(`bench: ${(err as Error).message}`);
     Deno.exit(1);

@@ -24,6 +24,8 @@ export interface RunningTarget {
   stop: () => Promise<void>;
   /** Restarts the server process on the same data, if the target supports it. */
   restart?: () => Promise<void>;
+  /** Port of the server's MX (inbound SMTP for local accounts), when it has one. */
+  mxPort?: number;
   /** Directory holding the server's data, for reporting its size on disk. */
   dataDir?: string;
 }
