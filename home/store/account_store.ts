@@ -118,6 +118,8 @@ export class AccountStore {
   #listeners = new Set<Listener>();
   #metaCache = new Map<string, MessageInfo>();
   #rawCache = new Map<string, Uint8Array>();
+  #ingesting: Promise<number> | null = null;
+  #ingestAgain = false;
   #rawCacheSize = 0;
   #closed = false;
   readonly #compactAfterEntries: number;
@@ -628,7 +630,29 @@ export class AccountStore {
    * an arrival record, see deliver.ts) into INBOX. Idempotent: a blob already
    * in the account is not added twice, so a crash mid-way duplicates nothing.
    */
-  async ingestArrivals(): Promise<number> {
+  ingestArrivals(): Promise<number> {
+    // Single flight: deliveries arriving together would otherwise each scan and open every
+    // pending arrival. A call during a run asks for one more run, which sees what it wrote.
+    if (this.#ingesting) {
+      this.#ingestAgain = true;
+      return this.#ingesting;
+    }
+    const run = (async () => {
+      let n = 0;
+      do {
+        this.#ingestAgain = false;
+        n += await this.#ingestOnce();
+      } while (this.#ingestAgain);
+      return n;
+    })();
+    this.#ingesting = run;
+    run.finally(() => {
+      if (this.#ingesting === run) this.#ingesting = null;
+    }).catch(() => {});
+    return run;
+  }
+
+  async #ingestOnce(): Promise<number> {
     let n = 0;
     for await (const e of this.#kv.list<ArrivalRecord>({ prefix: ["arrival", this.id] })) {
       const arrival = e.value;
