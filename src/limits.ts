@@ -56,6 +56,8 @@ export const limits = {
   smtpRecipients: 100,
   /** Open SMTP connections on one listener. */
   smtpConnections: 1000,
+  /** Open SMTP connections from one IP address (MX and submission each). */
+  smtpConnectionsPerIp: 50,
   /** Idle time before an SMTP connection is closed (RFC 5321 §4.5.3.2.7: at least 5 minutes). */
   smtpIdleMs: 5 * 60 * 1000,
   /** Commands before authentication on submission (EHLO, STARTTLS, AUTH, NOOP …). */

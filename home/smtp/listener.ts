@@ -130,6 +130,8 @@ export function rawPathOf(address: unknown): string | undefined {
 
 /** Makes an smtp-server with Hearth's limits and reply handling, plus the listener's own options. */
 export function makeServer(deps: SmtpDeps, extra: SMTPServerOptions): SMTPServer {
+  const perIp = new Map<string, number>();
+  const counted = new Set<string>();
   const server: SMTPServer = new SMTPServer({
     name: deps.hostname,
     banner: "Hearth ESMTP",
@@ -149,8 +151,27 @@ export function makeServer(deps: SmtpDeps, extra: SMTPServerOptions): SMTPServer
     disableReverseLookup: true,
     ...extra,
     onConnect(session, callback) {
+      // One address may not hold more than its share of the connections (limits.ts).
+      const ip = session.remoteAddress;
+      const n = (perIp.get(ip) ?? 0) + 1;
+      if (n > limits.smtpConnectionsPerIp) {
+        const err = new Error("Too many connections from your address; try again later");
+        return callback(Object.assign(err, { responseCode: 421 }));
+      }
+      perIp.set(ip, n);
+      counted.add(session.id);
       patchConnection(server, session);
       callback();
+    },
+    onClose(session, callback) {
+      if (counted.delete(session.id)) {
+        const ip = session.remoteAddress;
+        const n = (perIp.get(ip) ?? 1) - 1;
+        if (n <= 0) perIp.delete(ip);
+        else perIp.set(ip, n);
+      }
+      if (extra.onClose) extra.onClose(session, callback);
+      else callback?.();
     },
   });
   server.on("error", (e: Error) => log.warn("smtp.connection-error", { error: e.message }));

@@ -172,3 +172,30 @@ Deno.test("MX refuses a too-long command line and keeps serving", async () => {
     await box.stop();
   }
 });
+
+Deno.test("MX refuses connections past the per-address limit with 421, and takes them again after", async () => {
+  const box = await startTestBox({ messages: [] });
+  const open: RawSmtp[] = [];
+  try {
+    for (let i = 0; i < limits.smtpConnectionsPerIp; i++) {
+      open.push(await RawSmtp.connect(box.mxPort!));
+    }
+    const extra = await Deno.connect({ hostname: "127.0.0.1", port: box.mxPort! });
+    const buf = new Uint8Array(512);
+    const n = await extra.read(buf);
+    extra.close();
+    assert(/^421 /.test(decoder.decode(buf.subarray(0, n ?? 0))), "the extra connection gets 421");
+    open.pop()!.close();
+    // The freed place is counted back once the server has seen the close.
+    let again: RawSmtp | null = null;
+    for (let tries = 0; tries < 50 && !again; tries++) {
+      again = await RawSmtp.connect(box.mxPort!).catch(() => null);
+      if (!again) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert(again, "a new connection is accepted after one closed");
+    open.push(again);
+  } finally {
+    for (const c of open) c.close();
+    await box.stop();
+  }
+});
