@@ -56,6 +56,8 @@ export const limits = {
   smtpRecipients: 100,
   /** Open SMTP connections on one listener. */
   smtpConnections: 1000,
+  /** Failed AUTH attempts on one submission connection before it is closed with 421. */
+  smtpAuthFailuresPerConnection: 3,
   /** Open SMTP connections from one IP address (MX and submission each). */
   smtpConnectionsPerIp: 50,
   /** Idle time before an SMTP connection is closed (RFC 5321 §4.5.3.2.7: at least 5 minutes). */

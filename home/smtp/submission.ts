@@ -71,6 +71,7 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
   const deps: SmtpDeps = opts;
   // Stores unlocked by AUTH, released when the connection closes.
   const stores = new Map<string, AccountStore>();
+  const authFailures = new Map<string, number>();
   const remote = new Map<string, Set<string>>();
 
   const options = (secure: boolean): SMTPServerOptions => ({
@@ -103,6 +104,13 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
       }
       if (result.failure === "error") {
         return callback(smtpError(454, "4.7.0", "temporary authentication failure"));
+      }
+      // Guessing on one connection ends it after a few tries (the registry's throttling per
+      // account and per address covers guessing across connections).
+      const failed = (authFailures.get(session.id) ?? 0) + 1;
+      authFailures.set(session.id, failed);
+      if (failed >= limits.smtpAuthFailuresPerConnection) {
+        return callback(smtpError(421, "4.7.0", "too many failed logins; closing the connection"));
       }
       callback(smtpError(535, "5.7.8", "authentication failed: wrong address or password"));
     },
@@ -167,6 +175,7 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
       );
     },
     onClose(session: SMTPServerSession) {
+      authFailures.delete(session.id);
       const store = stores.get(session.id);
       if (store) opts.registry.release(store);
       stores.delete(session.id);

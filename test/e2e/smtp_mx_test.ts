@@ -199,3 +199,20 @@ Deno.test("MX refuses connections past the per-address limit with 421, and takes
     await box.stop();
   }
 });
+
+Deno.test("submission closes a connection after limits.smtpAuthFailuresPerConnection bad logins", async () => {
+  const box = await startTestBox({ messages: [] });
+  const c = await RawSmtp.connect(box.submissionPort!);
+  try {
+    assertEquals((await c.command("EHLO client.example.org")).code, 250);
+    const bad = btoa(`\0${box.address}\0not the password`);
+    for (let i = 1; i < limits.smtpAuthFailuresPerConnection; i++) {
+      assertEquals((await c.command(`AUTH PLAIN ${bad}`)).code, 535);
+    }
+    const last = await c.command(`AUTH PLAIN ${bad}`);
+    assertEquals([last.code, last.text.startsWith("4.7.0")], [421, true], last.text);
+  } finally {
+    c.close();
+    await box.stop();
+  }
+});
