@@ -4,19 +4,9 @@
  * to TLS.
  */
 
-const decoder = new TextDecoder();
+import { concatBytes } from "../src/encoding.ts";
 
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+const decoder = new TextDecoder();
 
 /** A client connection that reads the server's answer line by line. */
 export class Connection {
@@ -57,7 +47,7 @@ export class Connection {
         this.eof = true;
         continue;
       }
-      this.#buf = concat([this.#buf, this.#readBuf.slice(0, n)]);
+      this.#buf = concatBytes([this.#buf, this.#readBuf.slice(0, n)]) as Uint8Array<ArrayBuffer>;
     }
   }
 

@@ -42,6 +42,8 @@ import { type HomeBox, initDataDir, startHome } from "../../../home/box.ts";
 import { createAccount } from "../../../home/store/accounts.ts";
 import { deliverLocally } from "../../../home/store/deliver.ts";
 import { Connection } from "../../transcript_connection.ts";
+import { compilePattern, type Pattern } from "../../transcript_pattern.ts";
+import { concatBytes } from "../../../src/encoding.ts";
 
 export const fixtureDir = new URL("../../fixtures/imap/", import.meta.url);
 const messageDir = new URL("messages/", fixtureDir);
@@ -57,11 +59,7 @@ type Step =
   | { kind: "directive"; conn: number; name: string; args: string[]; lineNo: number };
 
 /** One expected server line: a compiled pattern, built when it is reached (variables). */
-interface Matcher {
-  source: string;
-  regex: boolean;
-  lineNo: number;
-}
+type Matcher = Pattern;
 
 /** A transcript, parsed. */
 export interface Transcript {
@@ -114,7 +112,7 @@ export function parseTranscript(text: string): Transcript {
         }
         bytes = encoder.encode(line);
       }
-      if (mod !== "N") bytes = concat([bytes, encoder.encode("\r\n")]);
+      if (mod !== "N") bytes = concatBytes([bytes, encoder.encode("\r\n")]);
       steps.push({ kind: "send", conn, bytes, lineNo: no });
       continue;
     }
@@ -162,45 +160,7 @@ function unescapeBytes(s: string): Uint8Array {
     last = m.index! + m[0].length;
   }
   parts.push(encoder.encode(s.slice(last)));
-  return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** Compiles a pattern line to a regular expression, with the variables known now. */
-function compile(m: Matcher, vars: Map<string, string>): RegExp {
-  const subst = (s: string, esc: (v: string) => string) =>
-    s.replace(/\$\{(\w+)\}/g, (_, name: string) => {
-      const v = vars.get(name);
-      if (v === undefined) throw new Error(`line ${m.lineNo}: variable ${name} is not set`);
-      return esc(v);
-    });
-  if (m.regex) return new RegExp(`^(?:${subst(m.source, escapeRegex)})$`, "s");
-  let out = "";
-  const token = /<\*>|<n>|<(\w+)=([n*])>|\$\{(\w+)\}/g;
-  let last = 0;
-  for (const t of m.source.matchAll(token)) {
-    out += escapeRegex(m.source.slice(last, t.index));
-    if (t[0] === "<*>") out += ".*?";
-    else if (t[0] === "<n>") out += "\\d+";
-    else if (t[1]) out += `(?<${t[1]}>${t[2] === "n" ? "\\d+" : ".*?"})`;
-    else out += subst(t[0], escapeRegex);
-    last = t.index! + t[0].length;
-  }
-  out += escapeRegex(m.source.slice(last));
-  return new RegExp(`^${out}$`, "s");
+  return concatBytes(parts);
 }
 
 /** A fresh home box with one account and the transcript's messages delivered. */
@@ -293,9 +253,9 @@ export async function runTranscript(
   const flush = async () => {
     for (const [k, chunks] of outgoing) {
       if (!chunks.length) continue;
-      await conns.get(k)!.write(concat(chunks));
+      await conns.get(k)!.write(concatBytes(chunks));
       if (opts.record) {
-        for (const l of decoder.decode(concat(chunks)).split("\r\n").slice(0, -1)) {
+        for (const l of decoder.decode(concatBytes(chunks)).split("\r\n").slice(0, -1)) {
           out(`C${k === 1 ? "" : k}: ${l}`);
         }
       }
@@ -375,7 +335,7 @@ export async function runTranscript(
       }
       if (step.ordered) {
         const m = step.matchers[0];
-        const match = compile(m, vars).exec(got[0]);
+        const match = compilePattern(m, vars).exec(got[0]);
         if (!match) {
           fail(
             m.lineNo,
@@ -387,7 +347,7 @@ export async function runTranscript(
       }
       const left = [...got];
       for (const m of step.matchers) {
-        const re = compile(m, vars);
+        const re = compilePattern(m, vars);
         const i = left.findIndex((l) => re.test(l));
         if (i < 0) {
           fail(

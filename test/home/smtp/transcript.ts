@@ -40,6 +40,8 @@
 import { limits } from "../../../src/limits.ts";
 import { inbox, startTestBox, type TestBox } from "../../e2e/harness.ts";
 import { Connection } from "../../transcript_connection.ts";
+import { compilePattern } from "../../transcript_pattern.ts";
+import { concatBytes } from "../../../src/encoding.ts";
 
 export const fixtureDir = new URL("../../fixtures/smtp/", import.meta.url);
 
@@ -127,44 +129,12 @@ export function unescapeBytes(s: string): Uint8Array {
   return hasHigh ? Uint8Array.from(decoded, (c) => c.charCodeAt(0)) : encoder.encode(decoded);
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 function substitute(s: string, vars: Map<string, string>, lineNo: number): string {
   return s.replace(/\$\{(\w+)\}/g, (_, name: string) => {
     const v = vars.get(name);
     if (v === undefined) throw new Error(`line ${lineNo}: variable ${name} is not set`);
     return v;
   });
-}
-
-/** Compiles a pattern line to a regular expression, with the variables known now. */
-function compile(step: Extract<Step, { kind: "expect" }>, vars: Map<string, string>): RegExp {
-  if (step.regex) return new RegExp(`^(?:${step.source})$`, "s");
-  let out = "";
-  const token = /<\*>|<n>|<(\w+)=([n*])>|\$\{(\w+)\}/g;
-  let last = 0;
-  for (const t of step.source.matchAll(token)) {
-    out += escapeRegex(step.source.slice(last, t.index));
-    if (t[0] === "<*>") out += ".*?";
-    else if (t[0] === "<n>") out += "\\d+";
-    else if (t[1]) out += `(?<${t[1]}>${t[2] === "n" ? "\\d+" : ".*?"})`;
-    else out += escapeRegex(substitute(t[0], vars, step.lineNo));
-    last = t.index! + t[0].length;
-  }
-  out += escapeRegex(step.source.slice(last));
-  return new RegExp(`^${out}$`, "s");
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 export class TranscriptFailure extends Error {}
@@ -217,7 +187,7 @@ export async function runTranscript(
   const flush = async () => {
     for (const [k, chunks] of outgoing) {
       if (!chunks.length) continue;
-      const bytes = concat(chunks);
+      const bytes = concatBytes(chunks);
       chunks.length = 0;
       if (opts.record) out(`C${tag(k)}X: ${JSON.stringify(decoder.decode(bytes)).slice(1, 200)}`);
       await conns.get(k)!.write(bytes);
@@ -291,7 +261,7 @@ export async function runTranscript(
           `expected ${JSON.stringify(step.source)}, got ${c.eof ? "end of connection" : "nothing"}`,
         );
       }
-      const match = compile(step, vars).exec(got!);
+      const match = compilePattern(step, vars).exec(got!);
       if (!match) {
         fail(
           step.lineNo,
