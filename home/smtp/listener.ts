@@ -9,6 +9,7 @@
  * const port = await listenOn(server, "127.0.0.1", 0);
  * ```
  */
+import { protocolType, receivedHeader } from "./received.ts";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import type { Readable } from "node:stream";
@@ -278,6 +279,32 @@ export async function deliverAll(
 /** A short transaction id for logs and `Received:`. */
 export function transactionId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+}
+
+/**
+ * The `Received:` header (RFC 5321 §4.4) a session's message gets here. With a
+ * recipient, it names only that one (each local copy gets its own, so no Bcc
+ * recipient is shown to the others); without, none.
+ */
+export function sessionReceived(
+  hostname: string,
+  session: SMTPServerSession,
+  id: string,
+  recipient: string | undefined,
+  authenticated: boolean,
+): string {
+  const tls = tlsDescription(session);
+  return receivedHeader({
+    helo: session.hostNameAppearsAs || "unknown",
+    clientName: String(session.clientHostname || `[${session.remoteAddress}]`),
+    clientIp: session.remoteAddress,
+    by: hostname,
+    protocol: protocolType(!!tls, authenticated),
+    tls,
+    id,
+    recipient,
+    date: new Date(),
+  });
 }
 
 /** TLS description of a session for `Received:` (version and cipher), or undefined. */

@@ -10,7 +10,6 @@
  * await mx.close();
  * ```
  */
-import type { SMTPServerSession } from "smtp-server";
 import type { Resolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
 import { removeForgedResults, verifyInbound } from "./authenticate.ts";
@@ -22,41 +21,19 @@ import {
   makeServer,
   rawPathOf,
   readMessage,
+  sessionReceived,
   smtpError,
-  tlsDescription,
   toSmtpError,
   transactionId,
 } from "./listener.ts";
 import { normaliseLineEndings } from "./line_endings.ts";
-import { prependHeader, protocolType, receivedHeader } from "./received.ts";
+import { prependHeader } from "./received.ts";
 import type { SmtpDeps, SmtpListener } from "./types.ts";
 
 export interface MxOptions extends SmtpDeps {
   port: number;
   /** DNS for SPF/DKIM/DMARC; without one, no Authentication-Results header is added. */
   resolver?: Resolver;
-}
-
-/** The `Received:` header for one local recipient of an inbound message. */
-function receivedFor(
-  deps: SmtpDeps,
-  session: SMTPServerSession,
-  id: string,
-  recipient: string,
-): string {
-  const tls = tlsDescription(session);
-  return receivedHeader({
-    helo: session.hostNameAppearsAs || "unknown",
-    clientName: String(session.clientHostname || `[${session.remoteAddress}]`),
-    clientIp: session.remoteAddress,
-    by: deps.hostname,
-    protocol: protocolType(!!tls, false),
-    tls,
-    id,
-    // Each copy names only its own recipient: no Bcc recipient is shown to the others.
-    recipient,
-    date: new Date(),
-  });
 }
 
 /** Starts the MX listener. */
@@ -104,7 +81,10 @@ export async function startMx(opts: MxOptions): Promise<SmtpListener> {
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         // RFC 8601 §5: Authentication-Results goes above the other trace fields (our Received).
         const copyFor = (r: string) =>
-          prependHeader(verdictHeaders, prependHeader(receivedFor(deps, session, id, r), raw));
+          prependHeader(
+            verdictHeaders,
+            prependHeader(sessionReceived(deps.hostname, session, id, r, false), raw),
+          );
         await deliverAll(deps, recipients, copyFor);
         log.info("mx.delivered", { id, recipients: recipients.length, bytes: raw.length });
       })().then(

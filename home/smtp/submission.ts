@@ -26,13 +26,13 @@ import {
   makeServer,
   rawPathOf,
   readMessage,
+  sessionReceived,
   smtpError,
-  tlsDescription,
   toSmtpError,
   transactionId,
 } from "./listener.ts";
 import { normaliseLineEndings } from "./line_endings.ts";
-import { prependHeader, protocolType, receivedHeader } from "./received.ts";
+import { prependHeader } from "./received.ts";
 import type { OutboundQueue, SmtpDeps, SmtpListener } from "./types.ts";
 
 export interface SubmissionOptions extends SmtpDeps {
@@ -146,22 +146,11 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
         const user = String(session.user ?? "");
         const problem = senderProblem(user, body);
         if (problem) throw smtpError(553, "5.7.1", problem);
-        const tls = tlsDescription(session);
         const far = remote.get(session.id) ?? new Set<string>();
         const all = session.envelope.rcptTo.map((r) => r.address);
         const local = all.filter((r) => !far.has(r));
         const header = (recipient?: string) =>
-          receivedHeader({
-            helo: session.hostNameAppearsAs || "unknown",
-            clientName: String(session.clientHostname || `[${session.remoteAddress}]`),
-            clientIp: session.remoteAddress,
-            by: deps.hostname,
-            protocol: protocolType(!!tls, true),
-            tls,
-            id,
-            recipient,
-            date: new Date(),
-          });
+          sessionReceived(deps.hostname, session, id, recipient, true);
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : user;
         await Promise.all([
           deliverAll(deps, local, (r) => prependHeader(header(r), body)),
