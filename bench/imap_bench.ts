@@ -10,6 +10,7 @@
  * so a fast wrong answer does not pass as a win.
  */
 
+import { exitWithUsage, log } from "./report.ts";
 import { generateCorpus, KNOWN_FROM, Prng, RARE_WORD } from "./corpus.ts";
 import { startDovecot } from "./dovecot.ts";
 import { startHearth } from "./hearth.ts";
@@ -103,16 +104,7 @@ function parseArgs(args: string[]): Options {
 function usage(problem?: string): never {
   const text = "usage: deno task bench [--messages N] [--runs N] [--only hearth|dovecot] " +
     "[--seed N] [--json FILE] [--keep]";
-  if (problem) {
-    console.error(`bench: ${problem}\n${text}`);
-    Deno.exit(2);
-  }
-  console.log(text);
-  Deno.exit(0);
-}
-
-function log(message: string): void {
-  console.error(`bench: ${message}`);
+  return exitWithUsage(text, problem);
 }
 
 async function connect(target: BenchTarget): Promise<ImapClient> {

@@ -12,6 +12,7 @@
  * once the queue has drained), so a fast wrong answer does not pass as a win.
  */
 
+import { exitWithUsage, log } from "./report.ts";
 import { startHearth } from "./hearth.ts";
 import { ImapClient } from "./imap_client.ts";
 import { startPostfix } from "./postfix.ts";
@@ -106,16 +107,7 @@ export function parseSmtpArgs(args: string[]): SmtpBenchOptions {
 function usage(problem?: string): never {
   const text = "usage: smtp_bench.ts [--smtp-messages N] [--smtp-concurrency 1,4,16] " +
     "[--smtp-size BYTES] [--smtp-only hearth|postfix] [--keep]";
-  if (problem) {
-    console.error(`bench: ${problem}\n${text}`);
-    Deno.exit(2);
-  }
-  console.log(text);
-  Deno.exit(0);
-}
-
-function log(message: string): void {
-  console.error(`bench: ${message}`);
+  return exitWithUsage(text, problem);
 }
 
 async function startHearthTarget(keep: boolean): Promise<SmtpTarget> {
