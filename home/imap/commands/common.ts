@@ -3,7 +3,7 @@
  * session's view, finding mailboxes by name, date and flag formats.
  */
 import { ProtocolError } from "../../../src/errors.ts";
-import type { SequenceSet } from "../ast.ts";
+import type { SearchKey, SequenceSet } from "../ast.ts";
 import type { SelectedView } from "../selected.ts";
 import type { Mailbox } from "../../store/state.ts";
 import type { AccountStore } from "../../store/account_store.ts";
@@ -41,24 +41,51 @@ export function resolveTargets(view: SelectedView, set: SequenceSet, uid: boolea
     }
     return out;
   }
-  for (const r of set.ranges) {
-    for (const n of [r.from, r.to]) {
-      if (typeof n === "number" && n > uids.length) {
-        throw new ProtocolError(
-          "BAD",
-          `Message sequence number ${n} is beyond the last message (${uids.length})`,
-        );
-      }
-    }
-    if (uids.length === 0 && (r.from === "*" || r.to === "*")) {
-      throw new ProtocolError("BAD", "The mailbox is empty: * refers to no message");
-    }
-  }
+  checkSequenceNumbers(set, uids.length);
   const out: Target[] = [];
   for (const [lo, hi] of resolveSequenceSet(set, uids.length)) {
     for (let s = lo; s <= hi; s++) out.push({ seq: s, uid: uids[s - 1] });
   }
   return out;
+}
+
+/**
+ * RFC 9051 §9 (seq-number): a message sequence number beyond the last
+ * message, or `*` in an empty mailbox, is a BAD command, in any command.
+ */
+export function checkSequenceNumbers(set: SequenceSet, count: number) {
+  if ("saved" in set) return;
+  for (const r of set.ranges) {
+    for (const n of [r.from, r.to]) {
+      if (typeof n === "number" && n > count) {
+        throw new ProtocolError(
+          "BAD",
+          `Message sequence number ${n} is beyond the last message (${count})`,
+        );
+      }
+    }
+    if (count === 0 && (r.from === "*" || r.to === "*")) {
+      throw new ProtocolError("BAD", "The mailbox is empty: * refers to no message");
+    }
+  }
+}
+
+/** The leaves of a search key (everything but NOT, OR and AND). */
+export function* searchKeyLeaves(key: SearchKey): Generator<SearchKey> {
+  switch (key.kind) {
+    case "NOT":
+      yield* searchKeyLeaves(key.key);
+      return;
+    case "OR":
+      yield* searchKeyLeaves(key.a);
+      yield* searchKeyLeaves(key.b);
+      return;
+    case "AND":
+      for (const k of key.keys) yield* searchKeyLeaves(k);
+      return;
+    default:
+      yield key;
+  }
 }
 
 /** INBOX is case-insensitive (RFC 9051 §5.1); other names are exact. */

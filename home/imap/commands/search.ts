@@ -2,34 +2,19 @@
  * SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH (RFC 4731), SEARCHRES
  * (RFC 5182) and MODSEQ (RFC 7162 §3.1.5).
  */
-import type { Command, SearchKey } from "../ast.ts";
+import type { Command } from "../ast.ts";
 import type { Session } from "../session.ts";
 import { searchMessages } from "../search.ts";
 import { formatEsearch, numbersToSave } from "../esearch.ts";
 import {
   checkCharset,
   lightEnough,
+  needsHeaders,
   prefetchFor,
   searchableMessages,
   searchScope,
   usesModseq,
 } from "./search_view.ts";
-
-function needsHeaders(key: SearchKey): boolean {
-  switch (key.kind) {
-    case "header":
-    case "date":
-      return key.kind === "header" || key.which === "sent";
-    case "NOT":
-      return needsHeaders(key.key);
-    case "OR":
-      return needsHeaders(key.a) || needsHeaders(key.b);
-    case "AND":
-      return key.keys.some(needsHeaders);
-    default:
-      return false;
-  }
-}
 
 export async function search(s: Session, tag: string, cmd: Extract<Command, { name: "SEARCH" }>) {
   checkCharset(cmd.charset);

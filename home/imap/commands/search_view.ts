@@ -6,6 +6,7 @@ import type { MessageRecord } from "../../store/state.ts";
 import type { AccountStore } from "../../store/account_store.ts";
 import type { SearchKey } from "../ast.ts";
 import { ProtocolError } from "../../../src/errors.ts";
+import { checkSequenceNumbers, searchKeyLeaves } from "./common.ts";
 import { lightFields, type MetaCache, metaCacheOf } from "../meta_cache.ts";
 
 /**
@@ -84,7 +85,7 @@ export function searchableMessages(s: Session, light = true): SearchableMessage[
  */
 export function searchScope(s: Session, key: SearchKey): SearchScope {
   const view = s.view();
-  checkSequenceNumbers(key, view.uids.length);
+  checkKeySequenceNumbers(key, view.uids.length);
   return {
     maxSeq: view.uids.length,
     maxUid: view.uids.length ? view.uids[view.uids.length - 1] : 0,
@@ -105,22 +106,6 @@ export function checkCharset(charset: string | undefined) {
   }
 }
 
-/** True when a search key uses MODSEQ (the response then carries MODSEQ, RFC 7162 §3.1.5). */
-export function usesModseq(key: SearchKey): boolean {
-  switch (key.kind) {
-    case "MODSEQ":
-      return true;
-    case "NOT":
-      return usesModseq(key.key);
-    case "OR":
-      return usesModseq(key.a) || usesModseq(key.b);
-    case "AND":
-      return key.keys.some(usesModseq);
-    default:
-      return false;
-  }
-}
-
 /** Loads the metadata cache for many messages at once before a search over them. */
 export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
   const view = s.view();
@@ -132,50 +117,32 @@ export async function prefetchFor(s: Session, messages: SearchableMessage[]) {
   await metaCacheOf(s.account()).load(blobs);
 }
 
+/** True when a key uses MODSEQ (the response then carries MODSEQ, RFC 7162 §3.1.5). */
+export function usesModseq(key: SearchKey): boolean {
+  for (const k of searchKeyLeaves(key)) if (k.kind === "MODSEQ") return true;
+  return false;
+}
+
 /**
  * True when a key reads only header fields kept in the metadata cache's light
  * copy, so SEARCH need not decrypt full metadata.
  */
 export function lightEnough(key: SearchKey): boolean {
-  switch (key.kind) {
-    case "header":
-      return lightFields.has(key.field.toLowerCase());
-    case "NOT":
-      return lightEnough(key.key);
-    case "OR":
-      return lightEnough(key.a) && lightEnough(key.b);
-    case "AND":
-      return key.keys.every(lightEnough);
-    default:
-      return true;
+  for (const k of searchKeyLeaves(key)) {
+    if (k.kind === "header" && !lightFields.has(k.field.toLowerCase())) return false;
   }
+  return true;
 }
 
-function checkSequenceNumbers(key: SearchKey, count: number) {
-  switch (key.kind) {
-    case "seq":
-      if ("saved" in key.set) return;
-      for (const r of key.set.ranges) {
-        for (const n of [r.from, r.to]) {
-          if (typeof n === "number" && n > count) {
-            throw new ProtocolError(
-              "BAD",
-              `Message sequence number ${n} is beyond the last message (${count})`,
-            );
-          }
-          if (n === "*" && count === 0) {
-            throw new ProtocolError("BAD", "The mailbox is empty: * refers to no message");
-          }
-        }
-      }
-      return;
-    case "NOT":
-      return checkSequenceNumbers(key.key, count);
-    case "OR":
-      checkSequenceNumbers(key.a, count);
-      return checkSequenceNumbers(key.b, count);
-    case "AND":
-      for (const k of key.keys) checkSequenceNumbers(k, count);
-      return;
+/** True when a key reads header fields (SEARCH then loads the metadata cache first). */
+export function needsHeaders(key: SearchKey): boolean {
+  for (const k of searchKeyLeaves(key)) {
+    if (k.kind === "header" || (k.kind === "date" && k.which === "sent")) return true;
   }
+  return false;
+}
+
+/** RFC 9051 §9: every sequence set in a key is checked against the message count. */
+function checkKeySequenceNumbers(key: SearchKey, count: number) {
+  for (const k of searchKeyLeaves(key)) if (k.kind === "seq") checkSequenceNumbers(k.set, count);
 }
