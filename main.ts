@@ -6,7 +6,7 @@ import { ProtocolError, UsageError } from "./src/errors.ts";
 import { initDataDir, openStore, startHome } from "./home/box.ts";
 import { createAccount, identityFor, setPassword } from "./home/store/accounts.ts";
 import { deliverLocally } from "./home/store/deliver.ts";
-import { normaliseLineEndings } from "./home/smtp/line_endings.ts";
+import { normaliseLineEndings } from "./src/mail/line_endings.ts";
 import { toBase64Url } from "./src/encoding.ts";
 import { log } from "./src/log.ts";
 import { dnsRecords, formatBind } from "./home/dns_records.ts";

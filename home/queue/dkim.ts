@@ -15,7 +15,7 @@
  */
 import { Buffer } from "node:buffer";
 import { dkimSign } from "mailauth/lib/dkim/sign.js";
-import { normaliseCrlf } from "./queue.ts";
+import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 
 export const defaultSelector = "hearth";
 
@@ -162,5 +162,5 @@ export async function signMessage(
  * signed. Pass it as `prepare` to `OutboundQueue.open`.
  */
 export function signingPreparer(domain: string, key: DkimKey) {
-  return (raw: Uint8Array) => signMessage(normaliseCrlf(raw), { domain, key });
+  return (raw: Uint8Array) => signMessage(normaliseLineEndings(raw), { domain, key });
 }

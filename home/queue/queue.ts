@@ -17,6 +17,7 @@
  * await queue.enqueue("me@example.org", ["you@example.net"], raw); // durable now
  * ```
  */
+import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
 
@@ -93,29 +94,6 @@ async function queueKey(dataDir: string): Promise<CryptoKey> {
   ]);
 }
 
-/**
- * Normalises line endings to CRLF: a bare CR or bare LF becomes CRLF, so the
- * SMTP client's dot-stuffing sees every line start (RFC 5321 §2.3.8, §4.5.2).
- */
-export function normaliseCrlf(raw: Uint8Array): Uint8Array {
-  let bare = false;
-  for (let i = 0; i < raw.length && !bare; i++) {
-    if (raw[i] === 13 && raw[i + 1] !== 10) bare = true;
-    if (raw[i] === 10 && (i === 0 || raw[i - 1] !== 13)) bare = true;
-  }
-  if (!bare) return raw;
-  const out: number[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const b = raw[i];
-    if (b === 13) {
-      out.push(13, 10);
-      if (raw[i + 1] === 10) i++;
-    } else if (b === 10) out.push(13, 10);
-    else out.push(b);
-  }
-  return new Uint8Array(out);
-}
-
 export class OutboundQueue {
   readonly #kv: Deno.Kv;
   readonly #key: CryptoKey;
@@ -126,7 +104,7 @@ export class OutboundQueue {
   private constructor(kv: Deno.Kv, key: CryptoKey, opts: QueueOptions) {
     this.#kv = kv;
     this.#key = key;
-    this.#prepare = opts.prepare ?? ((raw) => Promise.resolve(normaliseCrlf(raw)));
+    this.#prepare = opts.prepare ?? ((raw) => Promise.resolve(normaliseLineEndings(raw)));
     this.now = opts.now ?? Date.now;
   }
 

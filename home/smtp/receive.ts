@@ -26,7 +26,7 @@ import {
   toSmtpError,
   transactionId,
 } from "./listener.ts";
-import { normaliseLineEndings } from "./line_endings.ts";
+import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { prependHeader } from "./received.ts";
 import type { SmtpDeps, SmtpListener } from "./types.ts";
 

@@ -31,7 +31,7 @@ import {
   toSmtpError,
   transactionId,
 } from "./listener.ts";
-import { normaliseLineEndings } from "./line_endings.ts";
+import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { prependHeader } from "./received.ts";
 import type { OutboundQueue, SmtpDeps, SmtpListener } from "./types.ts";
 

@@ -3,7 +3,7 @@
 // set. What was stored is then read back over IMAP and compared byte for byte.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { limits } from "../../src/limits.ts";
-import { normaliseLineEndings } from "../../home/smtp/line_endings.ts";
+import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { inbox, splitTrace, startTestBox, type TestBox } from "./harness.ts";
 import { RawSmtp } from "./raw_smtp.ts";
 

@@ -18,7 +18,8 @@ import {
   ensureDkimKey,
   signingPreparer,
 } from "../../../home/queue/dkim.ts";
-import { normaliseCrlf, OutboundQueue } from "../../../home/queue/queue.ts";
+import { OutboundQueue } from "../../../home/queue/queue.ts";
+import { normaliseLineEndings } from "../../../src/mail/line_endings.ts";
 import { retryDelayMs, startQueueRunner } from "../../../home/queue/runner.ts";
 import { DirectTransport } from "../../../home/queue/transport.ts";
 import { address as localAddress, type Fixture, makeFixture } from "../store/fixture.ts";
@@ -372,11 +373,11 @@ bounded("the runner loop delivers an enqueued message without being driven", asy
   }
 });
 
-Deno.test("normaliseCrlf() turns bare CR and bare LF into CRLF and keeps CRLF", () => {
-  const out = dec.decode(normaliseCrlf(enc.encode("a\nb\rc\r\nd\r\re\n\n")));
+Deno.test("normaliseLineEndings() (queue input) turns bare CR and bare LF into CRLF and keeps CRLF", () => {
+  const out = dec.decode(normaliseLineEndings(enc.encode("a\nb\rc\r\nd\r\re\n\n")));
   assertEquals(out, "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\n");
   const clean = enc.encode("a\r\nb\r\n");
-  assertEquals(normaliseCrlf(clean), clean);
+  assertEquals(normaliseLineEndings(clean), clean);
 });
 
 Deno.test("retryDelayMs() doubles from the base up to the cap", () => {

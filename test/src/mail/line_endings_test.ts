@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { normaliseLineEndings } from "../../../home/smtp/line_endings.ts";
+import { normaliseLineEndings } from "../../../src/mail/line_endings.ts";
 import { prependHeader, receivedHeader, rfc5322Date } from "../../../home/smtp/received.ts";
 
 const text = (s: string) =>
