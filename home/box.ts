@@ -20,11 +20,12 @@ import { type Resolver, SystemResolver } from "../src/dns.ts";
 import { startMx } from "./smtp/receive.ts";
 import { startSubmission, type SubmissionListener } from "./smtp/submission.ts";
 import type { OutboundQueue, SmtpDeps, SmtpListener } from "./smtp/types.ts";
-import { OutboundQueue as PersistentQueue } from "./queue/queue.ts";
-import { type QueueRunner, startQueueRunner } from "./queue/runner.ts";
-import { DirectTransport } from "./queue/transport.ts";
+import { OutboundQueue as PersistentQueue } from "../src/queue/queue.ts";
+import { type QueueRunner, startQueueRunner } from "../src/queue/runner.ts";
+import { DirectTransport } from "../src/queue/transport.ts";
 import { ensureDkimKey, signingPreparer } from "./queue/dkim.ts";
-import { MailauthMtaSts } from "./queue/mta_sts.ts";
+import { MailauthMtaSts } from "../src/queue/mta_sts.ts";
+import { homeDelivery } from "./queue/local.ts";
 
 export interface HomeBox {
   config: HearthConfig;
@@ -152,9 +153,7 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     const resolver = opts.resolver ?? new SystemResolver();
     runner = startQueueRunner({
       queue: outbound,
-      kv,
-      blobs,
-      registry,
+      local: homeDelivery(kv, blobs, registry),
       transport: new DirectTransport({
         resolver,
         hostname: config.hostname,

@@ -12,22 +12,21 @@
  */
 import type { Resolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
-import { removeForgedResults, verifyInbound } from "./authenticate.ts";
+import { removeForgedResults, verifyInbound } from "../../src/smtp/authenticate.ts";
+import { classifyRecipient, deliverAll } from "./listener.ts";
 import {
-  classifyRecipient,
   closeServer,
-  deliverAll,
   listenOn,
-  makeServer,
+  makeSmtpServer,
   rawPathOf,
   readMessage,
   sessionReceived,
   smtpError,
   toSmtpError,
   transactionId,
-} from "./listener.ts";
+} from "../../src/smtp/server.ts";
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
-import { prependHeader } from "./received.ts";
+import { prependHeader } from "../../src/smtp/received.ts";
 import type { SmtpDeps, SmtpListener } from "./types.ts";
 
 export interface MxOptions extends SmtpDeps {
@@ -39,7 +38,7 @@ export interface MxOptions extends SmtpDeps {
 /** Starts the MX listener. */
 export async function startMx(opts: MxOptions): Promise<SmtpListener> {
   const deps: SmtpDeps = opts;
-  const server = makeServer(deps, {
+  const server = makeSmtpServer(deps, {
     secure: false,
     // An MX has no users to authenticate; AUTH is for the submission ports.
     disabledCommands: ["AUTH"],

@@ -17,22 +17,21 @@ import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import type { AccountStore } from "../store/account_store.ts";
 import { normaliseAddress } from "../store/accounts.ts";
-import { headerAddresses, headerValues } from "./addresses.ts";
+import { headerAddresses, headerValues } from "../../src/smtp/addresses.ts";
+import { classifyRecipient, deliverAll } from "./listener.ts";
 import {
-  classifyRecipient,
   closeServer,
-  deliverAll,
   listenOn,
-  makeServer,
+  makeSmtpServer,
   rawPathOf,
   readMessage,
   sessionReceived,
   smtpError,
   toSmtpError,
   transactionId,
-} from "./listener.ts";
+} from "../../src/smtp/server.ts";
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
-import { prependHeader } from "./received.ts";
+import { prependHeader } from "../../src/smtp/received.ts";
 import type { OutboundQueue, SmtpDeps, SmtpListener } from "./types.ts";
 
 export interface SubmissionOptions extends SmtpDeps {
@@ -175,7 +174,7 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
   const servers: SMTPServer[] = [];
   const start = async (port: number | null, secure: boolean) => {
     if (port === null) return null;
-    const server = makeServer(deps, options(secure));
+    const server = makeSmtpServer(deps, options(secure));
     servers.push(server);
     return await listenOn(server, opts.listen, port);
   };

@@ -11,6 +11,7 @@
  */
 import type { BlobStore } from "../store/blobs.ts";
 import type { AccountRegistry } from "../store/accounts.ts";
+import type { CertificatePem } from "../../src/smtp/server.ts";
 
 /**
  * The outbound queue (home/queue/): takes a message for remote recipients
@@ -21,11 +22,7 @@ export interface OutboundQueue {
   enqueue(from: string, to: string[], raw: Uint8Array): Promise<void>;
 }
 
-/** TLS certificate and key, PEM encoded. */
-export interface CertificatePem {
-  certPem: string;
-  keyPem: string;
-}
+export type { CertificatePem } from "../../src/smtp/server.ts";
 
 /** Dependencies shared by the MX and submission listeners. */
 export interface SmtpDeps {

@@ -6,7 +6,7 @@ import { Buffer } from "node:buffer";
 import nodemailer from "nodemailer";
 import { dkimVerify } from "mailauth/lib/dkim/verify.js";
 import { startTestBox } from "./harness.ts";
-import { startFakeMx } from "../home/queue/fake_mx.ts";
+import { startFakeMx } from "../src/queue/fake_mx.ts";
 import { mailauthResolver, TestResolver } from "../../src/dns.ts";
 import { dkimRecordName, dkimTxtRecord, ensureDkimKey } from "../../home/queue/dkim.ts";
 

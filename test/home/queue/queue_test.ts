@@ -18,12 +18,13 @@ import {
   ensureDkimKey,
   signingPreparer,
 } from "../../../home/queue/dkim.ts";
-import { OutboundQueue } from "../../../home/queue/queue.ts";
+import { OutboundQueue } from "../../../src/queue/queue.ts";
 import { normaliseLineEndings } from "../../../src/mail/line_endings.ts";
-import { retryDelayMs, startQueueRunner } from "../../../home/queue/runner.ts";
-import { DirectTransport } from "../../../home/queue/transport.ts";
+import { retryDelayMs, startQueueRunner } from "../../../src/queue/runner.ts";
+import { DirectTransport } from "../../../src/queue/transport.ts";
+import { homeDelivery } from "../../../home/queue/local.ts";
 import { address as localAddress, type Fixture, makeFixture } from "../store/fixture.ts";
-import { type FakeMx, startFakeMx } from "./fake_mx.ts";
+import { type FakeMx, startFakeMx } from "../../src/queue/fake_mx.ts";
 
 const domain = "store.test";
 const enc = new TextEncoder();
@@ -88,8 +89,7 @@ async function setup(): Promise<Setup> {
     });
     const runner = startQueueRunner({
       queue,
-      kv: fx.kv,
-      blobs: fx.blobs,
+      local: homeDelivery(fx.kv, fx.blobs),
       transport,
       domain,
       hostname: "box.store.test",
@@ -354,8 +354,7 @@ bounded("the runner loop delivers an enqueued message without being driven", asy
   const queue = await OutboundQueue.open(fx.kv, fx.dir);
   const runner = startQueueRunner({
     queue,
-    kv: fx.kv,
-    blobs: fx.blobs,
+    local: homeDelivery(fx.kv, fx.blobs),
     transport: new DirectTransport({ resolver: dns, hostname: "box", portFor: () => mx.port }),
     domain,
     hostname: "box",

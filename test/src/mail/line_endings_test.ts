@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { normaliseLineEndings } from "../../../src/mail/line_endings.ts";
-import { prependHeader, receivedHeader, rfc5322Date } from "../../../home/smtp/received.ts";
+import { prependHeader, receivedHeader, rfc5322Date } from "../../../src/smtp/received.ts";
 
 const text = (s: string) =>
   new TextDecoder().decode(normaliseLineEndings(new TextEncoder().encode(s)));

@@ -16,8 +16,8 @@
  */
 import { authenticate } from "mailauth";
 import { Buffer } from "node:buffer";
-import { mailauthResolver, type Resolver } from "../../src/dns.ts";
-import { log } from "../../src/log.ts";
+import { mailauthResolver, type Resolver } from "../dns.ts";
+import { log } from "../log.ts";
 
 export interface InboundContext {
   /** The client's IP address (SPF). */

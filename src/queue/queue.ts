@@ -3,8 +3,9 @@
  *
  * Nothing readable of a message (addresses, subject, body) reaches the disk:
  * the envelope and every chunk of the message are AES-256-GCM encrypted under
- * the box queue key (`DATA/queue.key`, 0600). The box must send while accounts
- * are locked, so this key cannot be an account key: see docs/queue.md.
+ * the queue key (the home box keeps it in `DATA/queue.key`, 0600; the edge in
+ * its own key file). A role must send while accounts are locked, so this key
+ * cannot be an account key: see docs/queue.md.
  *
  * Layout: `["queue","chunk",id,n]` holds the encrypted message in chunks
  * (KV values are at most 64 KiB); `["queue","item",id]`, written last, makes
@@ -13,13 +14,13 @@
  *
  * @example
  * ```ts
- * const queue = await OutboundQueue.open(kv, "hearth-data", { prepare });
+ * const queue = new OutboundQueue(kv, await loadQueueKey("hearth-data/queue.key"), { prepare });
  * await queue.enqueue("me@example.org", ["you@example.net"], raw); // durable now
  * ```
  */
-import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
-import { limits } from "../../src/limits.ts";
-import { ProtocolError } from "../../src/errors.ts";
+import { normaliseLineEndings } from "../mail/line_endings.ts";
+import { limits } from "../limits.ts";
+import { ProtocolError } from "../errors.ts";
 
 /** Plaintext bytes per chunk; with nonce and tag it stays below the 64 KiB value limit. */
 const chunkBytes = 60 * 1024;
@@ -71,9 +72,8 @@ export interface QueueOptions {
   now?: () => number;
 }
 
-/** Reads the box queue key, creating it (0600) on first use. */
-async function queueKey(dataDir: string): Promise<CryptoKey> {
-  const path = `${dataDir}/queue.key`;
+/** Reads a 32-byte queue key file, creating it (0600) on first use. */
+export async function loadQueueKey(path: string): Promise<CryptoKey> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -101,16 +101,16 @@ export class OutboundQueue {
   readonly #listeners = new Set<() => void>();
   readonly now: () => number;
 
-  private constructor(kv: Deno.Kv, key: CryptoKey, opts: QueueOptions) {
+  constructor(kv: Deno.Kv, key: CryptoKey, opts: QueueOptions = {}) {
     this.#kv = kv;
     this.#key = key;
     this.#prepare = opts.prepare ?? ((raw) => Promise.resolve(normaliseLineEndings(raw)));
     this.now = opts.now ?? Date.now;
   }
 
-  /** Opens the queue of a data directory (creating its key on first use). */
+  /** Opens the home box's queue of a data directory (creating its key on first use). */
   static async open(kv: Deno.Kv, dataDir: string, opts: QueueOptions = {}): Promise<OutboundQueue> {
-    return new OutboundQueue(kv, await queueKey(dataDir), opts);
+    return new OutboundQueue(kv, await loadQueueKey(`${dataDir}/queue.key`), opts);
   }
 
   /** Calls `listener` after each enqueue (the runner starts delivery at once). */

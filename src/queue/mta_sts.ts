@@ -15,8 +15,8 @@
  * ```
  */
 import { getPolicy, validateMx } from "mailauth/lib/mta-sts.js";
-import { mailauthResolver, type Resolver } from "../../src/dns.ts";
-import { log } from "../../src/log.ts";
+import { mailauthResolver, type Resolver } from "../dns.ts";
+import { log } from "../log.ts";
 
 export interface MtaStsPolicy {
   mode: "enforce" | "testing" | "none";

@@ -13,9 +13,9 @@
  */
 import { Buffer } from "node:buffer";
 import nodemailer from "nodemailer";
-import { DnsError, type Resolver } from "../../src/dns.ts";
-import { limits } from "../../src/limits.ts";
-import { log } from "../../src/log.ts";
+import { DnsError, type Resolver } from "../dns.ts";
+import { limits } from "../limits.ts";
+import { log } from "../log.ts";
 import { type MtaStsSource, mxAllowed } from "./mta_sts.ts";
 
 export type DeliveryResult =

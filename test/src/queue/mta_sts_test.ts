@@ -5,8 +5,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { TestResolver } from "../../../src/dns.ts";
 import { issueServerCertificate, makeCertificateAuthority } from "../../../src/tls.ts";
-import { type MtaStsPolicy, mxAllowed, TestMtaSts } from "../../../home/queue/mta_sts.ts";
-import { DirectTransport } from "../../../home/queue/transport.ts";
+import { type MtaStsPolicy, mxAllowed, TestMtaSts } from "../../../src/queue/mta_sts.ts";
+import { DirectTransport } from "../../../src/queue/transport.ts";
 import { type FakeMx, type FakeMxOptions, startFakeMx } from "./fake_mx.ts";
 
 const ca = await makeCertificateAuthority("Hearth queue test CA");

@@ -1,30 +1,39 @@
 /**
- * The queue runner: takes due items, delivers local recipients into their
- * INBOX and the rest through a {@linkcode Transport}, schedules retries with
+ * The queue runner: takes due items, delivers local recipients through the
+ * role's {@linkcode LocalDelivery} (the home box's INBOXes; the edge has none)
+ * and the rest through a {@linkcode Transport}, schedules retries with
  * exponential backoff, and bounces (RFC 3464) what failed for good.
  *
  * @example
  * ```ts
- * const runner = startQueueRunner({ queue, kv, blobs, registry, transport, domain, hostname });
+ * const runner = startQueueRunner({ queue, local, transport, domain, hostname });
  * // … later
  * await runner.stop();
  * ```
  */
-import type { BlobStore } from "../store/blobs.ts";
-import type { AccountRegistry } from "../store/accounts.ts";
-import { accountExists, deliverLocally } from "../store/deliver.ts";
-import { ProtocolError } from "../../src/errors.ts";
-import { limits } from "../../src/limits.ts";
-import { log } from "../../src/log.ts";
+import { ProtocolError } from "../errors.ts";
+import { limits } from "../limits.ts";
+import { log } from "../log.ts";
 import type { OutboundQueue, QueueItem } from "./queue.ts";
 import type { DeliveryResult, Transport } from "./transport.ts";
 import { buildDsn, type FailedRecipient } from "./dsn.ts";
 
+/**
+ * Where this role delivers without SMTP, and where bounces go. The home box
+ * delivers into its accounts' INBOXes; the edge relays bounces home sealed.
+ */
+export interface LocalDelivery {
+  /** Whether `address` is delivered here rather than through the transport. */
+  isLocal(address: string): Promise<boolean>;
+  /** Stores `message` for `address`; resolves once durable. A ProtocolError 5xx is permanent. */
+  deliver(address: string, message: Uint8Array): Promise<void>;
+  /** Hands a DSN to the sender, if the sender is ours; false if it is not. */
+  bounce(sender: string, dsn: Uint8Array): Promise<boolean>;
+}
+
 export interface QueueRunnerOptions {
   queue: OutboundQueue;
-  kv: Deno.Kv;
-  blobs: BlobStore;
-  registry?: AccountRegistry;
+  local: LocalDelivery;
   transport: Transport;
   /** Our mail domain (bounces come from MAILER-DAEMON@domain). */
   domain: string;
@@ -62,7 +71,7 @@ async function deliverLocal(
   message: Uint8Array,
 ): Promise<DeliveryResult> {
   try {
-    await deliverLocally(opts.kv, opts.blobs, address, message, opts.registry);
+    await opts.local.deliver(address, message);
     return { kind: "delivered" };
   } catch (e) {
     if (e instanceof ProtocolError && e.smtp && e.smtp.code >= 500) {
@@ -82,7 +91,7 @@ export async function attemptItem(opts: QueueRunnerOptions, item: QueueItem): Pr
   const remote: string[] = [];
   for (const r of pending) {
     // Local recipients go straight into their INBOX, never through SMTP.
-    if (await accountExists(opts.kv, r.address)) {
+    if (await opts.local.isLocal(r.address)) {
       results.set(r.address, await deliverLocal(opts, r.address, message));
     } else remote.push(r.address);
   }
@@ -127,7 +136,7 @@ export async function attemptItem(opts: QueueRunnerOptions, item: QueueItem): Pr
   }
 }
 
-/** Sends a DSN to the sender's INBOX when the sender has an account here. */
+/** Sends a DSN to the sender when the sender is ours. */
 async function bounce(
   opts: QueueRunnerOptions,
   item: QueueItem,
@@ -138,10 +147,6 @@ async function bounce(
   const sender = item.envelope.from;
   // RFC 5321 §4.5.5: a message with a null reverse-path (itself a bounce) is never bounced.
   if (!sender) return;
-  if (!(await accountExists(opts.kv, sender))) {
-    log.warn("queue.bounce-not-local", { id: item.id });
-    return;
-  }
   const dsn = buildDsn({
     reportingMta: opts.hostname,
     domain: opts.domain,
@@ -152,7 +157,9 @@ async function bounce(
     original,
   });
   try {
-    await deliverLocally(opts.kv, opts.blobs, sender, dsn, opts.registry);
+    if (!(await opts.local.bounce(sender, dsn))) {
+      log.warn("queue.bounce-not-local", { id: item.id });
+    }
   } catch (e) {
     log.error("queue.bounce-failed", { id: item.id, error: e });
   }

@@ -4,7 +4,7 @@ import {
   headerAddresses,
   headerValues,
   recipientSyntaxProblem,
-} from "../../../home/smtp/addresses.ts";
+} from "../../../src/smtp/addresses.ts";
 import { senderProblem } from "../../../home/smtp/submission.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);

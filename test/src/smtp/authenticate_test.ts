@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { removeForgedResults } from "../../../home/smtp/authenticate.ts";
+import { removeForgedResults } from "../../../src/smtp/authenticate.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
