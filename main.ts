@@ -10,19 +10,28 @@ import { normaliseLineEndings } from "./src/mail/line_endings.ts";
 import { toBase64Url } from "./src/encoding.ts";
 import { log } from "./src/log.ts";
 import { dnsRecords, formatBind } from "./home/dns_records.ts";
+import { runQueueCommand } from "./home/queue/cli.ts";
+import { linkToEdge, readEdgeLink } from "./home/edge_link.ts";
+import { type Edge, openEdgeStore, startEdge } from "./edge/main.ts";
 
 const help = `hearth — mail you own
 
 Usage: hearth <command> [options]
 
 Commands:
-  up                    run the home box with a first account (creates ./hearth-data on first run)
+  up                    run edge and home box linked, with a first account (creates ./hearth-data)
   home                  run the home box (IMAP 2143/2993, MX 2526, submission 2587/2465)
+  home link URL TOKEN   link this home box to an edge with a token from "hearth edge add-home"
+  edge                  run the edge relay (SMTP front 2525, HTTP API 8080)
+  edge add-home --domain D   a one-time token that links a home box serving domain D
+  edge add-front --name N    a bearer token for an HTTP mail front (POST /v1/inbound)
+  edge status [--format text|json]   homes, accounts and mail waiting at the edge
   init --domain D       prepare a data directory: configuration, keys, certificates
   user add ADDRESS      create an account; prints its recovery key once
   user passwd ADDRESS   set a new password (proves ownership with the old one or the recovery key)
   deliver --to ADDRESS  deliver the message on standard input to a local account
   dns [--format bind|json]  the DNS records to publish for the domain (MX, SPF, DKIM, DMARC)
+  queue [list|retry ID|retry --all|delete ID] [--format text|json]  the outbound queue
 
 Options:
   --data DIR            data directory (default ./hearth-data, or HEARTH_DATA)
@@ -33,6 +42,10 @@ Options:
   --submission-port N   SMTP submission port (STARTTLS), default 2587
   --submissions-port N  SMTP submission over TLS port, default 2465
   --listen ADDR         address to listen on, default 127.0.0.1
+  --kv PATH|URL         edge: KV file or KV Connect URL (default DATA/edge.kv)
+  --http-port N         edge: HTTP API port, default 8080
+  --smtp-port N|off     edge: SMTP front port, default 2525
+  --retention-days N    edge: keep mail the home box has not fetched this long, default 14
   --allow-plaintext     allow IMAP LOGIN and SMTP AUTH without TLS (loopback tests only)
   -h, --help            show this help
 
@@ -58,6 +71,11 @@ const valueFlags = new Set([
   "submissions-port",
   "listen",
   "hostname",
+  "kv",
+  "http-port",
+  "smtp-port",
+  "retention-days",
+  "name",
 ]);
 
 function parseArgs(argv: string[]): Args {
@@ -223,10 +241,17 @@ async function cmdDns(args: Args) {
   } else throw new UsageError(`unknown --format "${format}"; use bind or json`);
 }
 
-async function runHome(config: HearthConfig, args: Args) {
-  const box = await startHome(config, { allowPlaintextAuth: args.flags.has("allow-plaintext") });
+async function runHome(config: HearthConfig, args: Args, edge?: Edge) {
+  let box;
+  try {
+    box = await startHome(config, { allowPlaintextAuth: args.flags.has("allow-plaintext") });
+  } catch (e) {
+    await edge?.close();
+    throw e;
+  }
   const stop = async () => {
     await box.close();
+    await edge?.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);
@@ -258,6 +283,7 @@ async function cmdUp(args: Args) {
   await initDataDir(config);
   const address = `me@${config.domain}`;
   const { kv, blobs } = await openStore(config);
+  let edge: Edge | undefined;
   try {
     const { accountExists } = await import("./home/store/deliver.ts");
     if (!(await accountExists(kv, address))) {
@@ -268,11 +294,28 @@ async function cmdUp(args: Args) {
       if (!given) console.log(`Its password (shown once): ${password}`);
       printRecoveryKey(address, recoveryKey);
     }
+    // The edge runs in this process too, linked to this box, so the whole data path works.
+    edge = await startEdgeFrom(args, config);
+    const link = await readEdgeLink(config.dataDir);
+    if (!link || !(await edge.store.home(link.homeId))) {
+      const token = await edge.store.createPairing(config.domain);
+      await linkToEdge(config.dataDir, kv, edge.url, token);
+    } else if (link.url !== edge.url) {
+      await Deno.writeTextFile(
+        `${config.dataDir}/edge-link.json`,
+        JSON.stringify({ ...link, url: edge.url }, null, 2) + "\n",
+        { mode: 0o600 },
+      );
+    }
+  } catch (e) {
+    await edge?.close();
+    throw e;
   } finally {
     kv.close();
   }
-  const box = await runHome(config, args);
+  const box = await runHome(config, args, edge);
   printConnectHelp(config, address, box.imap.port, box.imap.tlsPort, box.submission);
+  console.log(`Edge: incoming mail on SMTP port ${edge.smtpPort ?? "off"}, API at ${edge.url}.`);
 }
 
 async function cmdHome(args: Args) {
@@ -283,6 +326,115 @@ async function cmdHome(args: Args) {
       `MX ${box.mx?.ports[0] ?? "off"}; submission ${box.submission?.port ?? "off"} (STARTTLS), ` +
       `${box.submission?.tlsPort ?? "off"} (TLS).`,
   );
+}
+
+function edgeDataDir(args: Args): string {
+  return dataDirFrom(flag(args, "data"));
+}
+
+async function startEdgeFrom(args: Args, config: HearthConfig): Promise<Edge> {
+  const smtp = flag(args, "smtp-port");
+  const days = flag(args, "retention-days");
+  if (days !== undefined && !(Number(days) > 0)) {
+    throw new UsageError("--retention-days must be a positive number of days");
+  }
+  const { SystemResolver } = await import("./src/dns.ts");
+  return await startEdge({
+    dataDir: config.dataDir,
+    kv: flag(args, "kv"),
+    hostname: config.hostname,
+    listen: config.listen,
+    httpPort: portFlag(args, "http-port") ?? config.edgeHttpPort,
+    smtpPort: smtp === "off" ? null : portFlag(args, "smtp-port") ?? config.edgeSmtpPort,
+    resolver: new SystemResolver(),
+    retentionMs: days ? Number(days) * 24 * 3600_000 : undefined,
+  });
+}
+
+async function cmdEdge(args: Args, sub: string | undefined) {
+  if (sub === "add-home") {
+    const domain = flag(args, "domain");
+    if (!domain) throw new UsageError("usage: hearth edge add-home --domain DOMAIN");
+    const store = await openEdgeStore(edgeDataDir(args), flag(args, "kv"));
+    try {
+      const token = await store.createPairing(domain);
+      console.log(`Pairing token for ${domain} (valid 24 hours, usable once):
+
+  ${token}
+
+On the home box, run: hearth home link EDGE_URL ${token}`);
+    } finally {
+      store.kv.close();
+    }
+    return;
+  }
+  if (sub === "add-front") {
+    const name = flag(args, "name");
+    if (!name) throw new UsageError("usage: hearth edge add-front --name NAME");
+    const store = await openEdgeStore(edgeDataDir(args), flag(args, "kv"));
+    try {
+      const token = await store.createFrontToken(name);
+      console.log(`Bearer token for the HTTP mail front "${name}" (shown once):
+
+  ${token}
+
+It posts mail with: Authorization: Bearer TOKEN to POST /v1/inbound`);
+    } finally {
+      store.kv.close();
+    }
+    return;
+  }
+  if (sub === "status") {
+    const store = await openEdgeStore(edgeDataDir(args), flag(args, "kv"));
+    try {
+      const homes = await store.status();
+      if (flag(args, "format") === "json") {
+        console.log(JSON.stringify(homes, null, 2));
+        return;
+      }
+      if (!homes.length) console.log("No home box is linked yet (hearth edge add-home).");
+      for (const h of homes) {
+        const oldest = h.oldest ? `, oldest ${new Date(h.oldest).toISOString()}` : "";
+        console.log(
+          `${h.homeId} (${h.domains.join(", ")}): ${h.accounts} accounts; ` +
+            `${h.waiting} messages waiting (${h.bytes} bytes sealed)${oldest}`,
+        );
+      }
+    } finally {
+      store.kv.close();
+    }
+    return;
+  }
+  if (sub !== undefined && sub !== "run") {
+    throw new UsageError(`unknown edge command "${sub}"; see hearth --help`);
+  }
+  const config = await configFrom(args);
+  const edge = await startEdgeFrom(args, config);
+  const stop = async () => {
+    await edge.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  console.log(
+    `Hearth edge running: SMTP ${edge.smtpPort ?? "off"}, HTTP ${edge.url} ` +
+      `(link a home box with "hearth edge add-home --domain D").`,
+  );
+}
+
+async function cmdHomeLink(args: Args, url: string | undefined, token: string | undefined) {
+  if (!url || !token) throw new UsageError("usage: hearth home link EDGE_URL TOKEN");
+  const config = await configFrom(args);
+  const { kv } = await openStore(config);
+  try {
+    const link = await linkToEdge(config.dataDir, kv, url, token);
+    console.log(
+      `Linked to the edge at ${link.url} for ${link.domain}. ` +
+        `"hearth home" now fetches the mail the edge receives.`,
+    );
+  } finally {
+    kv.close();
+  }
 }
 
 async function main(argv: string[]) {
@@ -303,10 +455,23 @@ async function main(argv: string[]) {
       return await cmdDeliver(args);
     case "dns":
       return await cmdDns(args);
+    case "queue":
+      return await runQueueCommand(await configFrom(args), {
+        action: sub,
+        id: arg,
+        all: args.flags.has("all"),
+        format: flag(args, "format"),
+      });
     case "up":
       return await cmdUp(args);
     case "home":
+      if (sub === "link") return await cmdHomeLink(args, arg, args.positional[3]);
+      if (sub !== undefined) {
+        throw new UsageError(`unknown home command "${sub}"; see hearth --help`);
+      }
       return await cmdHome(args);
+    case "edge":
+      return await cmdEdge(args, sub);
     default:
       throw new UsageError(`unknown command "${command}"; see hearth --help`);
   }

@@ -11,7 +11,7 @@
 import type { HearthConfig } from "../src/config.ts";
 import { saveConfig } from "../src/config.ts";
 import { UsageError } from "../src/errors.ts";
-import { issueServerCertificate, makeCertificateAuthority } from "../src/tls.ts";
+import { ensureLocalCertificate } from "../src/tls.ts";
 import { BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
@@ -26,6 +26,15 @@ import { DirectTransport } from "../src/queue/transport.ts";
 import { ensureDkimKey, signingPreparer } from "./queue/dkim.ts";
 import { MailauthMtaSts } from "../src/queue/mta_sts.ts";
 import { homeDelivery } from "./queue/local.ts";
+import { EdgeTransport } from "./queue/edge_transport.ts";
+import { lockDataDir } from "./lock.ts";
+import {
+  type EdgeLinkConfig,
+  homeSigningKey,
+  readEdgeLink,
+  type RunningEdgeLink,
+  startEdgeLink,
+} from "./edge_link.ts";
 
 export interface HomeBox {
   config: HearthConfig;
@@ -37,6 +46,8 @@ export interface HomeBox {
   mx: SmtpListener | null;
   /** The submission listeners, when a submission port is not null. */
   submission: SubmissionListener | null;
+  /** The pull loop from the edge, when this box is linked to one. */
+  edge: RunningEdgeLink | null;
   close(): Promise<void>;
 }
 
@@ -56,28 +67,17 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function initDataDir(config: HearthConfig): Promise<{ created: boolean }> {
   const dir = config.dataDir;
-  await Deno.mkdir(`${dir}/tls`, { recursive: true, mode: 0o700 });
   await Deno.mkdir(`${dir}/blobs`, { recursive: true, mode: 0o700 });
   let created = false;
   if (!(await exists(`${dir}/config.json`))) {
     await saveConfig(config);
     created = true;
   }
-  if (!(await exists(`${dir}/tls/ca.pem`))) {
-    const ca = await makeCertificateAuthority(`Hearth local CA for ${config.domain}`);
-    await Deno.writeTextFile(`${dir}/tls/ca-key.pem`, ca.keyPem, { mode: 0o600 });
-    await Deno.writeTextFile(`${dir}/tls/ca.pem`, ca.certPem);
-  }
-  if (!(await exists(`${dir}/tls/cert.pem`))) {
-    const ca = {
-      certPem: await Deno.readTextFile(`${dir}/tls/ca.pem`),
-      keyPem: await Deno.readTextFile(`${dir}/tls/ca-key.pem`),
-    };
-    const names = [...new Set([config.hostname, "localhost", config.domain, "127.0.0.1", "::1"])];
-    const leaf = await issueServerCertificate(ca, names);
-    await Deno.writeTextFile(`${dir}/tls/key.pem`, leaf.keyPem, { mode: 0o600 });
-    await Deno.writeTextFile(`${dir}/tls/cert.pem`, leaf.certPem);
-  }
+  await ensureLocalCertificate(
+    dir,
+    `Hearth local CA for ${config.domain}`,
+    [config.hostname, "localhost", config.domain, "127.0.0.1", "::1"],
+  );
   // The DKIM key that signs outgoing mail (published by `hearth dns`).
   await ensureDkimKey(dir);
   return { created };
@@ -108,10 +108,36 @@ export interface HomeOptions {
   outbound?: { portFor?: (host: string) => number; tlsCa?: string[]; pollMs?: number };
   /** DNS for inbound SPF/DKIM/DMARC on the MX; default the system resolver. */
   resolver?: Resolver;
+  /** The edge to pull from. Absent: `DATA/edge-link.json` if `hearth home link` made one. */
+  edgeLink?: EdgeLinkConfig | null;
 }
 
-/** Starts the home box's listeners. */
+/**
+ * Starts the home box's listeners, holding the data directory's lock
+ * (home/lock.ts) until close: a second box on the same data directory fails
+ * with DataDirLockedError instead of sharing its KV and queue.
+ */
 export async function startHome(config: HearthConfig, opts: HomeOptions = {}): Promise<HomeBox> {
+  const lock = await lockDataDir(config.dataDir);
+  let box: HomeBox;
+  try {
+    box = await startLockedHome(config, opts);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const close = box.close;
+  box.close = async () => {
+    try {
+      await close.call(box);
+    } finally {
+      lock.release();
+    }
+  };
+  return box;
+}
+
+async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise<HomeBox> {
   const { kv, blobs } = await openStore(config);
   const removed = await blobs.collectTemporaries();
   if (removed) log.info("blobs.temporaries-removed", { count: removed });
@@ -141,6 +167,7 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     kv.close();
     throw new UsageError((e as Error).message);
   }
+  const link = opts.edgeLink === undefined ? await readEdgeLink(config.dataDir) : opts.edgeLink;
   // The outbound queue and its runner (issue 3): DKIM-signed at enqueue, delivered to MX hosts.
   let queue: OutboundQueue | null = opts.queue ?? null;
   let runner: QueueRunner | null = null;
@@ -151,21 +178,32 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     });
     await outbound.collectOrphans();
     const resolver = opts.resolver ?? new SystemResolver();
-    runner = startQueueRunner({
-      queue: outbound,
-      local: homeDelivery(kv, blobs, registry),
-      transport: new DirectTransport({
+    // Linked to an edge: it sends for us (no port 25 or IP reputation needed at home).
+    const transport = link
+      ? new EdgeTransport(link, await homeSigningKey(config.dataDir))
+      : new DirectTransport({
         resolver,
         hostname: config.hostname,
         mtaSts: new MailauthMtaSts(resolver),
         portFor: opts.outbound?.portFor,
         tlsCa: opts.outbound?.tlsCa,
-      }),
+      });
+    runner = startQueueRunner({
+      queue: outbound,
+      local: homeDelivery(kv, blobs, registry),
+      transport,
       domain: config.domain,
       hostname: config.hostname,
       pollMs: opts.outbound?.pollMs,
     });
     queue = outbound;
+    // `hearth queue retry` in another process wakes the runner within a second (docs/queue.md).
+    const stopRetryPoll = outbound.pollRetries(() => runner?.kick());
+    const stopRunner = runner.stop;
+    runner.stop = async () => {
+      await stopRetryPoll();
+      await stopRunner();
+    };
   }
   const smtpDeps: SmtpDeps = {
     kv,
@@ -203,6 +241,8 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
       }; pass --mx-port, --submission-port or --submissions-port, or stop the other server`,
     );
   }
+  // Mail waiting at the edge comes home once the listeners are up (DESIGN.md, Edge).
+  const edge = link ? startEdgeLink({ dataDir: config.dataDir, kv, blobs, registry, link }) : null;
   return {
     config,
     kv,
@@ -211,7 +251,9 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
     imap,
     mx,
     submission,
+    edge,
     async close() {
+      await edge?.stop();
       await collecting;
       await mx?.close();
       await submission?.close();

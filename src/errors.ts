@@ -16,20 +16,27 @@ export class ProtocolError extends Error {
   readonly imapCode?: string;
   /** SMTP reply code and enhanced status code (RFC 3463). */
   readonly smtp?: { code: number; enhanced: string };
+  /** HTTP status for the HTTP APIs (edge, home HTTP); 400 when unset. */
+  readonly http?: number;
   /** True when the client caused it (bad syntax, unknown mailbox); false for server faults. */
   readonly userFault: boolean;
 
   constructor(
     status: "NO" | "BAD",
     text: string,
-    opts: { imapCode?: string; smtp?: { code: number; enhanced: string }; userFault?: boolean } =
-      {},
+    opts: {
+      imapCode?: string;
+      smtp?: { code: number; enhanced: string };
+      http?: number;
+      userFault?: boolean;
+    } = {},
   ) {
     super(text);
     this.name = "ProtocolError";
     this.status = status;
     this.imapCode = opts.imapCode;
     this.smtp = opts.smtp;
+    this.http = opts.http;
     this.userFault = opts.userFault ?? true;
   }
 }

@@ -75,4 +75,21 @@ export const limits = {
   queueConcurrency: 8,
   queueConnectTimeoutMs: 30 * 1000,
   queueSocketTimeoutMs: 5 * 60 * 1000,
+  /** Edge: how long an item the home box has not acked is kept (`hearth edge --retention-days`). */
+  edgeRetentionMs: 14 * 24 * 60 * 60 * 1000,
+  /** Edge: a home box's long-poll waits at most this long before an empty answer. */
+  edgeLongPollMs: 30 * 1000,
+  /** Edge: how often a waiting long-poll re-reads KV (other edge processes' writes are not signalled). */
+  edgeLongPollRecheckMs: 500,
+  /** Edge: items per pull answer, and the sealed bytes sent inline in one answer. */
+  edgePullItems: 100,
+  edgePullInlineBytes: 4 * 1024 * 1024,
+  /** Edge: a pairing token from `hearth edge add-home` is valid this long. */
+  edgePairingMs: 24 * 60 * 60 * 1000,
+  /** Edge: recipients one home may send to through the relay per hour. */
+  edgeOutboundPerHour: 2000,
+  /** Edge: bytes of inbound HTTP messages being sealed at once (beyond it, 503 and retry). */
+  edgeInboundBytesInFlight: 256 * 1024 * 1024,
+  /** Mail arrivals for one device within this window become one Web Push (docs/push.md). */
+  pushDebounceMs: 5 * 1000,
 } as const;

@@ -95,3 +95,44 @@ export async function issueServerCertificate(
   });
   return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
 }
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Makes `DIR/tls/` hold a private CA and a server certificate for `names`
+ * unless they exist (local use; issue 7 brings ACME). Returns the server
+ * certificate. Nothing that exists is overwritten.
+ */
+export async function ensureLocalCertificate(
+  dir: string,
+  caName: string,
+  names: string[],
+): Promise<ServerCertificate> {
+  await Deno.mkdir(`${dir}/tls`, { recursive: true, mode: 0o700 });
+  if (!(await fileExists(`${dir}/tls/ca.pem`))) {
+    const ca = await makeCertificateAuthority(caName);
+    await Deno.writeTextFile(`${dir}/tls/ca-key.pem`, ca.keyPem, { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/tls/ca.pem`, ca.certPem);
+  }
+  if (!(await fileExists(`${dir}/tls/cert.pem`))) {
+    const ca = {
+      certPem: await Deno.readTextFile(`${dir}/tls/ca.pem`),
+      keyPem: await Deno.readTextFile(`${dir}/tls/ca-key.pem`),
+    };
+    const leaf = await issueServerCertificate(ca, [...new Set(names)]);
+    await Deno.writeTextFile(`${dir}/tls/key.pem`, leaf.keyPem, { mode: 0o600 });
+    await Deno.writeTextFile(`${dir}/tls/cert.pem`, leaf.certPem);
+  }
+  return {
+    certPem: await Deno.readTextFile(`${dir}/tls/cert.pem`),
+    keyPem: await Deno.readTextFile(`${dir}/tls/key.pem`),
+  };
+}

@@ -10,6 +10,7 @@
 import { limits } from "../../src/limits.ts";
 import { generateAccountKey, unwrapIdentity, wrapIdentity } from "../../src/crypto/age.ts";
 import { deriveIndexKey, encryptIndex } from "../../src/crypto/index_key.ts";
+import { addressKey, normaliseAddress } from "../../src/mail/address_key.ts";
 import { sha256, toHex } from "../../src/encoding.ts";
 import { UsageError } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
@@ -38,13 +39,11 @@ export const defaultMailboxes: [name: string, specialUse: string | null][] = [
   ["Archive", "\\Archive"],
 ];
 
-/** Normalises an address for lookups: the domain is case-insensitive, and so (in Hearth) is the local part. */
-export function normaliseAddress(address: string): string {
-  return address.trim().toLowerCase();
-}
+export { normaliseAddress };
 
-export async function loginKey(address: string): Promise<string> {
-  return toHex(await sha256(new TextEncoder().encode(`hearth-login:${normaliseAddress(address)}`)));
+/** The key logins are looked up by (the edge checks recipients by the same key). */
+export function loginKey(address: string): Promise<string> {
+  return addressKey(address);
 }
 
 const addressPattern = /^[^\s@"(),:;<>[\]\\]+@[a-z0-9.-]+$/i;

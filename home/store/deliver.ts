@@ -47,13 +47,84 @@ export async function deliverLocally(
   const account = (await kv.get<AccountRecord>(["account", id])).value;
   if (!account) throw new Error(`account record ${id} is missing`);
   const sealed = await sealToRecipient(raw, account.recipient);
+  await storeArrival(kv, blobs, id, sealed, raw.length, Date.now(), null, registry);
+}
+
+/** An item sealed elsewhere (by the edge) for one of our accounts. */
+export interface SealedArrival {
+  /** The account's id (the edge registered it under this id). */
+  account: string;
+  /** The age file, exactly as the edge sealed it: it becomes the blob. */
+  sealed: Uint8Array;
+  /** Plaintext size in bytes. */
+  size: number;
+  /** Arrival time at the edge (ms); the message's internal date. */
+  date: number;
+  /** The edge's item id: storing the same item twice stores it once. */
+  itemId: string;
+}
+
+/** How long an edge item id is remembered; longer than the edge keeps an unacked item. */
+const seenItemMs = 60 * 24 * 3600_000;
+
+/**
+ * Stores an item the edge sealed. Idempotent by item id: a second delivery of
+ * the same item (the edge resends what was not acked) changes nothing and
+ * returns false. Durable when it resolves, so the caller may ack.
+ */
+export async function deliverSealed(
+  kv: Deno.Kv,
+  blobs: BlobStore,
+  item: SealedArrival,
+  registry?: AccountRegistry,
+): Promise<boolean> {
+  const account = (await kv.get<AccountRecord>(["account", item.account])).value;
+  if (!account) {
+    throw new ProtocolError("NO", `no account ${item.account} here`, {
+      smtp: { code: 550, enhanced: "5.1.1" },
+    });
+  }
+  if ((await kv.get(["edge-item", item.itemId])).versionstamp) return false;
+  return await storeArrival(
+    kv,
+    blobs,
+    item.account,
+    item.sealed,
+    item.size,
+    item.date,
+    item.itemId,
+    registry,
+  );
+}
+
+/** Writes the blob durably, then the arrival record (and the item marker) in one commit. */
+async function storeArrival(
+  kv: Deno.Kv,
+  blobs: BlobStore,
+  account: string,
+  sealed: Uint8Array,
+  size: number,
+  date: number,
+  itemId: string | null,
+  registry?: AccountRegistry,
+): Promise<boolean> {
   const blob = await blobs.put(sealed);
-  const arrival: ArrivalRecord = { blob, size: raw.length, date: Date.now() };
-  const key = ["arrival", id, Date.now(), arrivalCounter++, crypto.randomUUID()];
-  const res = await kv.atomic().set(key, arrival).commit();
-  if (!res.ok) throw new Error("arrival commit was refused");
-  const store = registry?.unlocked(id);
+  const arrival: ArrivalRecord = { blob, size, date };
+  const key = ["arrival", account, Date.now(), arrivalCounter++, crypto.randomUUID()];
+  const op = kv.atomic().set(key, arrival);
+  if (itemId) {
+    op.check({ key: ["edge-item", itemId], versionstamp: null })
+      .set(["edge-item", itemId], true, { expireIn: seenItemMs });
+  }
+  const res = await op.commit();
+  if (!res.ok) {
+    // Only the item check can fail: another pull stored this item first.
+    if (itemId) return false;
+    throw new Error("arrival commit was refused");
+  }
+  const store = registry?.unlocked(account);
   if (store) {
     store.ingestArrivals().catch((e) => log.error("deliver.ingest-failed", { error: e }));
   }
+  return true;
 }

@@ -26,6 +26,8 @@ import { ProtocolError } from "../errors.ts";
 const chunkBytes = 60 * 1024;
 /** Chunks written per atomic commit (bounded by KV's total mutation size). */
 const chunksPerCommit = 10;
+/** Bumped by {@linkcode OutboundQueue.retryNow}, so a runner in another process notices. */
+const retryKey = ["queue", "retry"];
 
 export type RecipientState = "pending" | "delivered" | "failed";
 
@@ -255,8 +257,39 @@ export class OutboundQueue {
     const item = await this.get(id);
     if (!item) return false;
     await this.update({ ...item, nextAttempt: this.now() });
+    await this.#kv.set(retryKey, this.now());
     for (const listener of this.#listeners) listener();
     return true;
+  }
+
+  /**
+   * Calls `listener` after a {@linkcode retryNow} in another process (`hearth
+   * queue retry` while the box runs) by reading one key every `intervalMs`.
+   * Not `kv.watch`: on local SQLite it does not see another process's writes
+   * for a minute or more, while a plain read sees them at once. Returns a stop
+   * function that waits for a read in flight.
+   */
+  pollRetries(listener: () => void, intervalMs = 1000): () => Promise<void> {
+    let stopped = false;
+    let seen: string | null | undefined; // undefined until the first read
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let reading: Promise<void> = Promise.resolve();
+    const read = () => {
+      reading = (async () => {
+        try {
+          const { versionstamp } = await this.#kv.get(retryKey);
+          if (seen !== undefined && versionstamp !== seen && !stopped) listener();
+          seen = versionstamp;
+        } catch { /* KV closed under us: the box is stopping */ }
+        if (!stopped) timer = setTimeout(read, intervalMs);
+      })();
+    };
+    read();
+    return async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await reading;
+    };
   }
 
   /** Removes an item and its chunks (delivered, bounced, or `hearth queue delete`). */

@@ -25,6 +25,7 @@ import { createAccount } from "../../home/store/accounts.ts";
 import type { OutboundQueue } from "../../home/smtp/types.ts";
 import { type Resolver, TestResolver } from "../../src/dns.ts";
 import { deliverLocally } from "../../home/store/deliver.ts";
+import { linkToEdge } from "../../home/edge_link.ts";
 import { loadConfig } from "../../src/config.ts";
 import { log } from "../../src/log.ts";
 import { fixtureMessages } from "./messages.ts";
@@ -76,6 +77,8 @@ export interface TestBoxOptions {
   outbound?: HomeOptions["outbound"];
   /** DNS for the MX's SPF/DKIM/DMARC checks; default an empty table (no network). */
   resolver?: Resolver;
+  /** Link the box to this edge (a pairing token from its store) before it starts. */
+  edge?: { url: string; token: string };
 }
 
 function bytesOf(raw: string | Uint8Array): Uint8Array {
@@ -83,7 +86,7 @@ function bytesOf(raw: string | Uint8Array): Uint8Array {
 }
 
 /** Makes a data directory with the test account and the given messages in INBOX. */
-async function prepareDataDir(messages: string[]) {
+async function prepareDataDir(messages: string[], edge?: { url: string; token: string }) {
   const dataDir = await Deno.makeTempDir({ prefix: "hearth-e2e-" });
   const config = await loadConfig(dataDir, {
     imapPort: 0,
@@ -99,6 +102,7 @@ async function prepareDataDir(messages: string[]) {
   try {
     ({ recoveryKey } = await createAccount(kv, blobs, testAddress, testPassword, testScryptLogN));
     for (const m of messages) await deliverLocally(kv, blobs, testAddress, bytesOf(m));
+    if (edge) await linkToEdge(dataDir, kv, edge.url, edge.token);
   } finally {
     kv.close();
   }
@@ -114,7 +118,7 @@ async function removeDir(dir: string) {
 export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> {
   // The box's info lines would bury the test output; HEARTH_LOG=info brings them back.
   if (!Deno.env.get("HEARTH_LOG")) log.setLevel("warn");
-  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages);
+  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge);
   let box: HomeBox;
   try {
     box = await startHome(prepared.config, {
@@ -218,7 +222,7 @@ const runningLine = /IMAP (\d+) \(STARTTLS\), (\d+) \(TLS\); MX (\d+|off);/;
  * line it prints once it is ready.
  */
 export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<HomeProcess> {
-  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages);
+  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge);
   let port = opts.port ?? 0;
   let tlsPort = opts.tlsPort ?? 0;
   let mxPort = opts.mxPort ?? 0;

@@ -12,6 +12,7 @@ import { initDataDir, openStore, startHome } from "../../home/box.ts";
 import { createAccount } from "../../home/store/accounts.ts";
 import { deliverLocally } from "../../home/store/deliver.ts";
 import { RawImap } from "./raw_imap.ts";
+import { contains, filesUnder, scanForPlaintext } from "./plaintext_scan.ts";
 
 const owner = "quokkaowner-zq7";
 const address = `${owner}@hearth.localhost`;
@@ -54,26 +55,6 @@ Message-ID: <privacy-2@sender.example>
 
 The xylophonic marmalade again, in a folder called Wombatique.
 `);
-
-async function* filesUnder(dir: string): AsyncGenerator<string> {
-  for await (const e of Deno.readDir(dir)) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) yield* filesUnder(path);
-    else if (e.isFile) yield path;
-  }
-}
-
-function contains(hay: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (
-    let i = hay.indexOf(needle[0]);
-    i >= 0 && i <= hay.length - needle.length;
-    i = hay.indexOf(needle[0], i + 1)
-  ) {
-    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
-}
 
 async function setUp() {
   const dir = await Deno.makeTempDir({ prefix: "hearth-privacy-" });
@@ -129,24 +110,8 @@ Deno.test("no plaintext of messages, addresses or folder names is written to the
       await box.close();
     }
 
-    const variants = new Set<string>();
-    for (const n of needles) {
-      for (const v of [n, n.toLowerCase(), n.toUpperCase()]) variants.add(v);
-    }
-    const encoded = [...variants].map((v) => [v, new TextEncoder().encode(v)] as const);
-    const found: string[] = [];
-    let files = 0;
-    let kvSeen = false;
-    for await (const path of filesUnder(dir)) {
-      files++;
-      if (path.includes("home.kv")) kvSeen = true;
-      const data = await Deno.readFile(path);
-      for (const [text, bytes] of encoded) {
-        if (contains(data, bytes)) {
-          found.push(`${JSON.stringify(text)} in ${path.slice(dir.length)}`);
-        }
-      }
-    }
+    const { found, files } = await scanForPlaintext(dir, needles);
+    const kvSeen = files.some((f) => f.includes("home.kv"));
     assert(kvSeen, "the KV index was scanned");
     // Control: the scanner does find plaintext that is meant to be there.
     assert(
@@ -155,7 +120,7 @@ Deno.test("no plaintext of messages, addresses or folder names is written to the
         new TextEncoder().encode("hearth.localhost"),
       ),
     );
-    assert(files > 5, `only ${files} files scanned`);
+    assert(files.length > 5, `only ${files.length} files scanned`);
     assertEquals(found, []);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -1,0 +1,350 @@
+/**
+ * The edge's HTTP API (src/wire/edge_api.ts) as a Hono app. No `Deno.*`
+ * calls: it runs on `Deno.serve` here and on a hosted Deno runtime; the
+ * outside world (KV, DNS, clock) comes in through {@linkcode EdgeDeps}.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ store, hostname: "mx.example.org" });
+ * Deno.serve({ port: 8080 }, app.fetch);
+ * ```
+ */
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import type { OutboundQueue } from "../src/queue/queue.ts";
+import { acceptOutbound } from "./outbound.ts";
+import { parsePushSubscription, type PushRegistry } from "./push.ts";
+import { ProtocolError } from "../src/errors.ts";
+import { limits } from "../src/limits.ts";
+import { log } from "../src/log.ts";
+import { receivedHeader } from "../src/smtp/received.ts";
+import { verifyRequest } from "../src/wire/signed_request.ts";
+import {
+  type AckRequest,
+  inboundHeaders,
+  type InboundResult,
+  type PullResponse,
+  type PutAccountsRequest,
+  type RegisterHomeRequest,
+  type RegisterHomeResponse,
+  type SealedItem,
+} from "../src/wire/edge_api.ts";
+import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } from "./inbound.ts";
+
+export interface EdgeDeps extends InboundDeps {
+  /** Web Push: device subscriptions and the VAPID public key phones subscribe with. */
+  push?: { registry: PushRegistry; vapidPublicKey: string; allowInsecureEndpoints?: boolean };
+  /** The relay queue for homes' outbound mail; without it `POST /v1/outbound` answers 503. */
+  queue?: OutboundQueue;
+  now?: () => number;
+}
+
+type Env = { Variables: { home: string; device: string; body: Uint8Array | null } };
+
+const deviceIdPattern = /^dev-[A-Za-z0-9_-]{8,60}$/;
+
+/** Push subscriptions are kept per account of a home. */
+export function pushAccountId(home: string, account: string): string {
+  return `${home}/${account}`;
+}
+
+function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+async function bodyOf(c: Context): Promise<Uint8Array | null> {
+  if (c.req.method === "GET" || c.req.method === "HEAD") return null;
+  const declared = Number(c.req.header("content-length") ?? 0);
+  if (declared > limits.messageBytes + 64 * 1024) {
+    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
+  }
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  if (body.length > limits.messageBytes + 64 * 1024) {
+    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
+  }
+  return body;
+}
+
+function parseJson<T>(body: Uint8Array | null): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
+  } catch {
+    throw new ProtocolError("BAD", "the request body is not valid JSON");
+  }
+}
+
+function pathOf(c: Context): string {
+  const url = new URL(c.req.url);
+  return url.pathname + url.search;
+}
+
+export function createApp(deps: EdgeDeps): Hono<Env> {
+  const { store } = deps;
+  const now = deps.now ?? Date.now;
+  const app = new Hono<Env>();
+
+  // The one place errors become responses; internals never reach the wire.
+  app.onError((err, c) => {
+    if (err instanceof ProtocolError) {
+      return c.json({ error: err.message }, (err.http ?? 400) as 400);
+    }
+    log.error("edge.http-error", { path: c.req.path, error: err });
+    return c.json({ error: "internal error; try again later" }, 500);
+  });
+  app.notFound((c) => c.json({ error: "no such route" }, 404));
+
+  app.get("/v1/health", (c) => c.json({ ok: true }));
+
+  // Registration: signed by the key being pinned, which proves the home holds it.
+  app.post("/v1/homes", async (c) => {
+    const body = await bodyOf(c);
+    const req = parseJson<RegisterHomeRequest>(body);
+    if (typeof req.token !== "string" || typeof req.publicKey !== "string") {
+      throw new ProtocolError("BAD", "token and publicKey are required");
+    }
+    await verifyRequest({ method: "POST", path: pathOf(c), headers: c.req.raw.headers, body }, {
+      publicKeyOf: (id) => Promise.resolve(id === "new" ? req.publicKey : null),
+      claimNonce: (_id, nonce, ttl) => store.claimNonce(`new:${req.publicKey}`, nonce, ttl),
+      now,
+    });
+    const res: RegisterHomeResponse = await store.registerHome(req.token, req.publicKey);
+    log.info("edge.home-registered", { home: res.homeId });
+    return c.json(res, 201);
+  });
+
+  // Every /v1/home route and the outbound relay are signed by a registered home's pinned key.
+  const signedByHome: MiddlewareHandler<Env> = async (c, next) => {
+    const body = await bodyOf(c);
+    const home = await verifyRequest(
+      { method: c.req.method, path: pathOf(c), headers: c.req.raw.headers, body },
+      {
+        publicKeyOf: (id) => store.homeKey(id),
+        claimNonce: (id, nonce, ttl) => store.claimNonce(id, nonce, ttl),
+        now,
+      },
+    );
+    c.set("home", home);
+    c.set("body", body);
+    await next();
+  };
+  app.use("/v1/home/*", signedByHome);
+  app.use("/v1/outbound", signedByHome);
+
+  // The outbound relay: a home's DKIM-signed message as the body; the envelope in the query
+  // (`?from=A&to=B&to=C`), which the signature covers.
+  app.post("/v1/outbound", async (c) => {
+    if (!deps.queue) {
+      throw new ProtocolError("NO", "this edge does not relay outbound mail", { http: 503 });
+    }
+    const to = c.req.queries("to") ?? [];
+    const raw = c.get("body") ?? new Uint8Array();
+    if (raw.length > limits.messageBytes) {
+      throw new ProtocolError("NO", `message is larger than ${limits.messageBytes} bytes`, {
+        http: 413,
+      });
+    }
+    const id = await acceptOutbound(
+      { store, queue: deps.queue },
+      c.get("home"),
+      c.req.query("from") ?? "",
+      to,
+      raw,
+    );
+    return c.json({ id }, 202);
+  });
+
+  app.put("/v1/home/accounts", async (c) => {
+    const req = parseJson<PutAccountsRequest>(c.get("body"));
+    if (!Array.isArray(req.accounts)) throw new ProtocolError("BAD", "accounts must be a list");
+    await store.putAccounts(c.get("home"), req.accounts);
+    return c.json({ accounts: req.accounts.length });
+  });
+
+  // The long-poll: answers at once when mail waits, else when some arrives or the wait ends.
+  app.get("/v1/home/mail", async (c) => {
+    const home = c.get("home");
+    const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
+    const deadline = now() + wait;
+    for (;;) {
+      const { items, more } = await store.list(home, limits.edgePullItems);
+      // A client that went away is not detected here (Deno's request.signal also fires on
+      // success); its poll ends at the deadline, at most edgeLongPollMs.
+      if (items.length || now() >= deadline || store.closing) {
+        let inline = 0;
+        const out: SealedItem[] = items.map((i) => {
+          const item: SealedItem = {
+            id: i.id,
+            account: i.account,
+            size: i.size,
+            arrived: i.arrived,
+            sealedSize: i.sealedSize,
+          };
+          if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
+            inline += i.inline.length;
+            item.sealed = base64(i.inline);
+          }
+          return item;
+        });
+        return c.json({ items: out, more } satisfies PullResponse);
+      }
+      // Other edge processes' commits are not signalled here: re-read on a short interval.
+      await store.waitForMail(home, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
+    }
+  });
+
+  app.get("/v1/home/mail/:id", async (c) => {
+    const sealed = await store.sealed(c.get("home"), c.req.param("id"));
+    if (!sealed) {
+      throw new ProtocolError("NO", "no such item (already acknowledged?)", { http: 404 });
+    }
+    return c.body(sealed as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "application/octet-stream",
+    });
+  });
+
+  app.post("/v1/home/ack", async (c) => {
+    const req = parseJson<AckRequest>(c.get("body"));
+    if (!Array.isArray(req.ids) || req.ids.some((id) => typeof id !== "string")) {
+      throw new ProtocolError("BAD", "ids must be a list of item ids");
+    }
+    const deleted = await store.ack(c.get("home"), req.ids);
+    return c.json({ deleted });
+  });
+
+  // Devices: the home registers its paired phones' keys; each phone then signs its own requests.
+  app.put("/v1/home/devices/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!deviceIdPattern.test(id)) throw new ProtocolError("BAD", "device ids look like dev-…");
+    const req = parseJson<{ account?: unknown; publicKey?: unknown }>(c.get("body"));
+    if (typeof req.account !== "string" || typeof req.publicKey !== "string") {
+      throw new ProtocolError("BAD", "account and publicKey are required");
+    }
+    await store.putDevice(c.get("home"), id, req.account, req.publicKey);
+    return c.json({ device: id });
+  });
+
+  app.delete("/v1/home/devices/:id", async (c) => {
+    const id = c.req.param("id");
+    const device = await store.device(id);
+    if (!device || !(await store.removeDevice(c.get("home"), id))) {
+      throw new ProtocolError("NO", "no such device of this home", { http: 404 });
+    }
+    await deps.push?.registry.remove(pushAccountId(device.home, device.account), id);
+    return c.json({ removed: id });
+  });
+
+  const signedByDevice: MiddlewareHandler<Env> = async (c, next) => {
+    const body = await bodyOf(c);
+    const device = await verifyRequest(
+      { method: c.req.method, path: pathOf(c), headers: c.req.raw.headers, body },
+      {
+        publicKeyOf: async (id) => (await store.device(id))?.publicKey ?? null,
+        claimNonce: (id, nonce, ttl) => store.claimNonce(`device:${id}`, nonce, ttl),
+        now,
+      },
+    );
+    if (device !== c.req.param("id")) {
+      throw new ProtocolError("NO", "a device may change only its own registration", {
+        http: 403,
+      });
+    }
+    c.set("device", device);
+    c.set("body", body);
+    await next();
+  };
+
+  app.get("/v1/push/key", (c) => {
+    if (!deps.push) throw new ProtocolError("NO", "this edge sends no push", { http: 503 });
+    return c.json({ publicKey: deps.push.vapidPublicKey });
+  });
+
+  app.put("/v1/devices/:id/push", signedByDevice, async (c) => {
+    if (!deps.push) throw new ProtocolError("NO", "this edge sends no push", { http: 503 });
+    let sub;
+    try {
+      sub = parsePushSubscription(parseJson(c.get("body")), {
+        allowInsecure: deps.push.allowInsecureEndpoints,
+      });
+    } catch (e) {
+      throw new ProtocolError("BAD", (e as Error).message);
+    }
+    const device = (await store.device(c.get("device")))!;
+    await deps.push.registry.add(pushAccountId(device.home, device.account), c.get("device"), sub);
+    return c.json({ subscribed: true });
+  });
+
+  app.delete("/v1/devices/:id/push", signedByDevice, async (c) => {
+    const device = (await store.device(c.get("device")))!;
+    await deps.push?.registry.remove(pushAccountId(device.home, device.account), c.get("device"));
+    return c.json({ subscribed: false });
+  });
+
+  // Inbound mail from an HTTP mail front: the same rules as the SMTP front.
+  app.post("/v1/inbound", async (c) => {
+    const auth = c.req.header("authorization") ?? "";
+    const token = auth.startsWith("Bearer ") ? auth.slice(7).trim() : "";
+    const front = token ? await store.frontName(token) : null;
+    if (!front) throw new ProtocolError("NO", "a valid bearer token is required", { http: 401 });
+    const raw = await bodyOf(c) ?? new Uint8Array();
+    if (raw.length > limits.messageBytes) {
+      throw new ProtocolError("NO", `message is larger than ${limits.messageBytes} bytes`, {
+        http: 413,
+      });
+    }
+    const h = c.req.raw.headers;
+    const to = (h.get(inboundHeaders.to) ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    if (!to.length) throw new ProtocolError("BAD", `${inboundHeaders.to} names no recipient`);
+    if (to.length > limits.smtpRecipients) {
+      throw new ProtocolError("BAD", `more than ${limits.smtpRecipients} recipients`);
+    }
+    const from = h.get(inboundHeaders.from) ?? "";
+    const client = {
+      ip: h.get(inboundHeaders.clientIp) ?? "",
+      helo: h.get(inboundHeaders.helo) ?? "",
+      sender: from,
+    };
+    const result: InboundResult = { accepted: [], rejected: [] };
+    const recipients: { address: string; route: AccountRoute }[] = [];
+    for (const address of to) {
+      try {
+        recipients.push({ address, route: await checkRecipient(store, address) });
+        result.accepted.push(address);
+      } catch (e) {
+        if (!(e instanceof ProtocolError) || !e.smtp) throw e;
+        result.rejected.push({
+          address,
+          code: e.smtp.code,
+          enhanced: e.smtp.enhanced,
+          reason: e.message,
+        });
+      }
+    }
+    if (recipients.length) {
+      const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+      await sealAndCommit(deps, {
+        raw,
+        recipients,
+        client,
+        received: (recipient) =>
+          receivedHeader({
+            helo: client.helo || "unknown",
+            clientName: front,
+            clientIp: client.ip || "unknown",
+            by: deps.hostname,
+            // The front spoke SMTP to the sender; it reached us over HTTPS.
+            protocol: "HTTP",
+            id,
+            recipient,
+            date: new Date(now()),
+          }),
+      });
+    }
+    return c.json(result, recipients.length ? 200 : 400);
+  });
+
+  return app;
+}

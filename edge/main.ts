@@ -1,0 +1,212 @@
+/**
+ * Runs the edge in this process: Deno KV, the HTTP API on `Deno.serve` and
+ * the SMTP front, plus the upkeep that deletes expired items and collects
+ * orphaned chunks. `hearth edge` and `hearth up` call {@linkcode startEdge}.
+ *
+ * @example
+ * ```ts
+ * const edge = await startEdge({ dataDir: "edge-data", hostname: "mx.example.org",
+ *   listen: "127.0.0.1", httpPort: 8080, smtpPort: 2525 });
+ * await edge.close();
+ * ```
+ */
+import { type Resolver, SystemResolver } from "../src/dns.ts";
+import { loadQueueKey, OutboundQueue } from "../src/queue/queue.ts";
+import { startQueueRunner } from "../src/queue/runner.ts";
+import { DirectTransport } from "../src/queue/transport.ts";
+import { MailauthMtaSts } from "../src/queue/mta_sts.ts";
+import { edgeDelivery } from "./outbound.ts";
+import {
+  generateVapidKeys,
+  PushNotifier,
+  PushRegistry,
+  type PushSender,
+  type VapidKeys,
+  WebPushSender,
+} from "./push.ts";
+import { UsageError } from "../src/errors.ts";
+import { limits } from "../src/limits.ts";
+import { log } from "../src/log.ts";
+import { ensureLocalCertificate } from "../src/tls.ts";
+import { createApp, pushAccountId } from "./app.ts";
+import { EdgeStore } from "./store.ts";
+import { type SmtpFront, startSmtpFront } from "./smtp_front.ts";
+
+export interface EdgeOptions {
+  /** Holds `edge.kv` (unless `kv` is given) and `tls/`. */
+  dataDir: string;
+  /** A KV file path or a KV Connect URL; default `DATA/edge.kv`. */
+  kv?: string;
+  hostname: string;
+  listen: string;
+  /** HTTP API port; 0 picks a free one. */
+  httpPort: number;
+  /** SMTP front port, or null for none (an edge fed only by HTTP fronts). */
+  smtpPort: number | null;
+  /** DNS for SPF/DKIM/DMARC; without one no verdict is recorded. */
+  resolver?: Resolver;
+  /** How long unacknowledged items are kept. */
+  retentionMs?: number;
+  /** How often expired items and orphans are collected. */
+  upkeepMs?: number;
+  /**
+   * Outbound relay delivery. The resolver finds recipients' MX hosts (default: `resolver`);
+   * the rest are test hooks (see DirectTransportOptions).
+   */
+  /** Web Push: a sender other than the real one (tests), and plain-http endpoints (loopback). */
+  push?: { sender?: PushSender; allowInsecureEndpoints?: boolean; mailDebounceMs?: number };
+  outbound?: {
+    resolver?: Resolver;
+    portFor?: (host: string) => number;
+    tlsCa?: string[];
+    pollMs?: number;
+  };
+}
+
+export interface Edge {
+  store: EdgeStore;
+  httpPort: number;
+  smtpPort: number | null;
+  /** The URL a home box links to. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Opens the edge's KV (file or KV Connect URL) and store. */
+export async function openEdgeStore(dataDir: string, kvPath?: string): Promise<EdgeStore> {
+  const path = kvPath ?? `${dataDir}/edge.kv`;
+  if (!/^https?:\/\//.test(path)) await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  return new EdgeStore(await Deno.openKv(path));
+}
+
+/** The edge's VAPID key pair (RFC 8292), made on first start: subscriptions are bound to it. */
+async function loadVapidKeys(path: string, hostname: string): Promise<VapidKeys> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const keys = generateVapidKeys(`mailto:postmaster@${hostname}`);
+  await Deno.writeTextFile(path, JSON.stringify(keys) + "\n", { mode: 0o600 });
+  return keys;
+}
+
+export async function startEdge(opts: EdgeOptions): Promise<Edge> {
+  const store = await openEdgeStore(opts.dataDir, opts.kv);
+  const cert = await ensureLocalCertificate(
+    opts.dataDir,
+    `Hearth edge local CA for ${opts.hostname}`,
+    [opts.hostname, "localhost", "127.0.0.1", "::1"],
+  );
+  // The relay queue is encrypted under the edge's own key, so a remote KV holds no readable
+  // outbound mail; every edge process on one KV needs the same key file (docs/edge.md).
+  const queue = new OutboundQueue(store.kv, await loadQueueKey(`${opts.dataDir}/edge-queue.key`));
+  await queue.collectOrphans();
+  // Web Push (RFC 8030/8291/8292): every committed item wakes the account's devices.
+  const vapid = await loadVapidKeys(`${opts.dataDir}/edge-vapid.json`, opts.hostname);
+  const registry = new PushRegistry(store.kv);
+  const notifier = new PushNotifier({
+    sender: opts.push?.sender ?? new WebPushSender({ vapid }),
+    mailDebounceMs: opts.push?.mailDebounceMs,
+    onGone: async (deviceId) => {
+      const device = await store.device(deviceId);
+      if (device) await registry.remove(pushAccountId(device.home, device.account), deviceId);
+    },
+    onFailure: (deviceId, result) => log.warn("edge.push-failed", { deviceId, result }),
+  });
+  const onArrival = (home: string, account: string) => {
+    registry.list(pushAccountId(home, account)).then(
+      (regs) => regs.forEach((r) => notifier.notify(r.deviceId, r.subscription, "mail")),
+      (e) => log.warn("edge.push-lookup-failed", { error: e }),
+    );
+  };
+  const inbound = { store, hostname: opts.hostname, resolver: opts.resolver, onArrival };
+  const mxResolver = opts.outbound?.resolver ?? opts.resolver ?? new SystemResolver();
+  const runner = startQueueRunner({
+    queue,
+    local: edgeDelivery(inbound),
+    transport: new DirectTransport({
+      resolver: mxResolver,
+      hostname: opts.hostname,
+      mtaSts: new MailauthMtaSts(mxResolver),
+      portFor: opts.outbound?.portFor,
+      tlsCa: opts.outbound?.tlsCa,
+    }),
+    domain: opts.hostname,
+    hostname: opts.hostname,
+    pollMs: opts.outbound?.pollMs,
+  });
+  const app = createApp({
+    ...inbound,
+    queue,
+    push: {
+      registry,
+      vapidPublicKey: vapid.publicKey,
+      allowInsecureEndpoints: opts.push?.allowInsecureEndpoints,
+    },
+  });
+  let http: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    http = Deno.serve({
+      hostname: opts.listen,
+      port: opts.httpPort,
+      onListen: () => {},
+    }, app.fetch);
+  } catch (e) {
+    await runner.stop();
+    store.kv.close();
+    throw new UsageError(
+      `the edge cannot listen on ${opts.listen}:${opts.httpPort} (${
+        (e as Error).message
+      }); pass --http-port or stop the other server`,
+    );
+  }
+  let front: SmtpFront | null = null;
+  if (opts.smtpPort !== null) {
+    try {
+      front = await startSmtpFront({
+        store,
+        hostname: opts.hostname,
+        resolver: opts.resolver,
+        cert,
+        listen: opts.listen,
+        port: opts.smtpPort,
+      });
+    } catch (e) {
+      await http.shutdown();
+      await runner.stop();
+      store.kv.close();
+      throw new UsageError(`${(e as Error).message}; pass --smtp-port or stop the other server`);
+    }
+  }
+  const retention = opts.retentionMs ?? limits.edgeRetentionMs;
+  const upkeep = async () => {
+    try {
+      const expired = await store.expire(retention);
+      const orphans = await store.collectOrphans();
+      if (expired || orphans) log.info("edge.upkeep", { expired, orphans });
+    } catch (e) {
+      log.warn("edge.upkeep-failed", { error: e });
+    }
+  };
+  const first = upkeep();
+  const timer = setInterval(upkeep, opts.upkeepMs ?? 10 * 60_000);
+  const httpPort = http.addr.port;
+  const host = opts.listen.includes(":") ? `[${opts.listen}]` : opts.listen;
+  return {
+    store,
+    httpPort,
+    smtpPort: front?.port ?? null,
+    url: `http://${host}:${httpPort}`,
+    async close() {
+      clearInterval(timer);
+      await first;
+      await front?.close();
+      notifier.close();
+      store.shutdown();
+      await http.shutdown();
+      await runner.stop();
+      store.kv.close();
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The edge's SMTP front: the domain's MX. Recipients are checked at RCPT
+ * against the accounts the homes registered; at the end of DATA the message
+ * is verified, sealed to each recipient account and committed, and only then
+ * answered `250` (DESIGN.md, Edge).
+ *
+ * @example
+ * ```ts
+ * const front = await startSmtpFront({ store, hostname, cert, listen: "127.0.0.1", port: 2525 });
+ * await front.close();
+ * ```
+ */
+import {
+  type CertificatePem,
+  closeServer,
+  listenOn,
+  makeSmtpServer,
+  rawPathOf,
+  readMessage,
+  sessionReceived,
+  toSmtpError,
+  transactionId,
+} from "../src/smtp/server.ts";
+import { log } from "../src/log.ts";
+import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } from "./inbound.ts";
+
+export interface SmtpFrontOptions extends InboundDeps {
+  cert: CertificatePem;
+  listen: string;
+  port: number;
+}
+
+export interface SmtpFront {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startSmtpFront(opts: SmtpFrontOptions): Promise<SmtpFront> {
+  // The route of each accepted recipient, per session, from RCPT to DATA.
+  const routes = new Map<string, Map<string, AccountRoute>>();
+  const server = makeSmtpServer({ hostname: opts.hostname, cert: opts.cert }, {
+    secure: false,
+    // An MX has no users to authenticate.
+    disabledCommands: ["AUTH"],
+    authOptional: true,
+    async onRcptTo(address, session, callback) {
+      try {
+        const route = await checkRecipient(opts.store, address.address, rawPathOf(address));
+        const mine = routes.get(session.id) ?? new Map();
+        mine.set(address.address, route);
+        routes.set(session.id, mine);
+        callback();
+      } catch (e) {
+        callback(toSmtpError(e, "edge.rcpt"));
+      }
+    },
+    onMailFrom(_address, session, callback) {
+      // RSET and a new transaction start with a fresh recipient list.
+      routes.delete(session.id);
+      callback();
+    },
+    onClose(session, callback) {
+      routes.delete(session.id);
+      callback?.();
+    },
+    onData(stream, session, callback) {
+      const id = transactionId();
+      (async () => {
+        const raw = await readMessage(stream);
+        const mine = routes.get(session.id) ?? new Map<string, AccountRoute>();
+        const recipients = session.envelope.rcptTo
+          .filter((r) => mine.has(r.address))
+          .map((r) => ({ address: r.address, route: mine.get(r.address)! }));
+        const items = await sealAndCommit(opts, {
+          raw,
+          recipients,
+          client: {
+            ip: session.remoteAddress,
+            helo: session.hostNameAppearsAs || "",
+            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+          },
+          received: (r) => sessionReceived(opts.hostname, session, id, r, false),
+        });
+        log.info("edge.accepted", { id, items: items.length, bytes: raw.length });
+      })().then(
+        () => callback(null, `2.6.0 message ${id} queued for delivery`),
+        (e) => callback(toSmtpError(e, "edge.data")),
+      );
+    },
+  });
+  const port = await listenOn(server, opts.listen, opts.port);
+  return { port, close: () => closeServer(server) };
+}
