@@ -12,6 +12,7 @@ import { log } from "./src/log.ts";
 import { dnsRecords, formatBind } from "./home/dns_records.ts";
 import { runQueueCommand } from "./home/queue/cli.ts";
 import { linkToEdge, readEdgeLink } from "./home/edge_link.ts";
+import { lockDataDir } from "./home/lock.ts";
 import { type Edge, openEdgeStore, startEdge } from "./edge/main.ts";
 
 const help = `hearth — mail you own
@@ -265,7 +266,15 @@ function printConnectHelp(
   imapPort: number | null,
   imapsPort: number | null,
   submission: { port: number | null; tlsPort: number | null } | null,
+  edge?: Edge,
 ) {
+  const edgeLine = edge
+    ? `
+  Incoming mail The edge takes it on SMTP port ${
+      edge.smtpPort ?? "off"
+    } (your MX), API at ${edge.url}
+`
+    : "";
   console.log(`Hearth is running. Point your mail client at it:
 
   IMAP server   ${config.hostname}, port ${imapsPort} (SSL/TLS) or ${imapPort} (STARTTLS)
@@ -274,13 +283,16 @@ function printConnectHelp(
   } (STARTTLS), password authentication
   User name     ${address}
   Certificate   ${config.dataDir}/tls/ca.pem (a private CA: import it, or accept the warning)
-
+${edgeLine}
 Stop with Ctrl-C.`);
 }
 
 async function cmdUp(args: Args) {
   const config = await configFrom(args);
   await initDataDir(config);
+  // Say "already running" before the edge's ports would say "in use"; the home box takes the
+  // lock for good when it starts.
+  (await lockDataDir(config.dataDir)).release();
   const address = `me@${config.domain}`;
   const { kv, blobs } = await openStore(config);
   let edge: Edge | undefined;
@@ -314,8 +326,7 @@ async function cmdUp(args: Args) {
     kv.close();
   }
   const box = await runHome(config, args, edge);
-  printConnectHelp(config, address, box.imap.port, box.imap.tlsPort, box.submission);
-  console.log(`Edge: incoming mail on SMTP port ${edge.smtpPort ?? "off"}, API at ${edge.url}.`);
+  printConnectHelp(config, address, box.imap.port, box.imap.tlsPort, box.submission, edge);
 }
 
 async function cmdHome(args: Args) {
