@@ -50,7 +50,8 @@ export class Reassembler {
         // The oldest unfinished payload is dropped; the sync protocol asks again.
         this.#pending.delete(this.#pending.keys().next().value!);
       }
-      p = { parts: new Array(count), bytes: 0 };
+      // Filled, not sparse: `some` skips the holes of a sparse array.
+      p = { parts: Array.from({ length: count }, () => undefined), bytes: 0 };
       this.#pending.set(id, p);
     }
     if (p.parts.length !== count) throw new RangeError("sync part count changed");
