@@ -1,0 +1,138 @@
+// The home side of the account document: store changes are recorded (a MOVE as a move of the same
+// id), a phone's merged edits come back as IMAP changes with new MODSEQs and no echo, and the
+// saved document survives a restart and catches up with changes made while it was closed.
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { AccountStore, type ChangeEvent, type Tx } from "../../home/store/account_store.ts";
+import { DocHost } from "../../home/sync_host.ts";
+import { AccountDoc } from "../../sync/doc.ts";
+import { SyncPeer } from "../../sync/peer.ts";
+import { type Fixture, makeFixture } from "./store/fixture.ts";
+
+const fake = (i: number) => ({ blob: i.toString(16).padStart(64, "0"), size: 100 + i });
+
+function addTo(name: string, prepared: { blob: string; size: number }, flags: string[] = []) {
+  return (tx: Tx) => {
+    const mb = tx.state.byName(name)!;
+    const uid = mb.rec.uidNext;
+    tx.push({
+      op: "add",
+      mb: mb.id,
+      msg: AccountStore.newRecord(uid, prepared, flags, 1_700_000_000_000, tx.nextModSeq()),
+    });
+    return uid;
+  };
+}
+
+/** Syncs two peers until quiet. */
+function exchange(a: SyncPeer, b: SyncPeer) {
+  let toB = a.start();
+  for (let round = 0; toB.length && round < 20; round++) {
+    const toA = toB.flatMap((f) => b.receive(f));
+    toB = toA.flatMap((f) => a.receive(f));
+  }
+}
+
+async function withFixture(fn: (f: Fixture) => Promise<void>) {
+  const f = await makeFixture();
+  try {
+    await fn(f);
+  } finally {
+    await f.cleanup();
+  }
+}
+
+Deno.test("store changes are recorded; an IMAP MOVE is a move of the same document id", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    await store.mutate(addTo("INBOX", fake(1)));
+    const host = await DocHost.open(f.kv, store);
+    const inbox = store.state.byName("INBOX")!.id;
+    const archive = store.state.byName("Archive")!.id;
+    assertEquals(host.doc.messageCount, 1);
+    const [id] = [...host.doc.messages()].map(([id]) => id);
+    assertEquals(id, fake(1).blob, "the first instance of a blob is named by it");
+
+    const uid2 = await store.mutate(addTo("INBOX", fake(2)));
+    await store.mutate((tx) => {
+      const mb = tx.state.byName("INBOX")!;
+      tx.push({ op: "flags", mb: mb.id, changes: [[uid2, tx.nextModSeq(), ["\\Flagged"]]] });
+    });
+    // MOVE as copy.ts does it: add in the target and expunge in the source, one mutation.
+    await store.mutate((tx) => {
+      const src = tx.state.byName("INBOX")!;
+      const dst = tx.state.byName("Archive")!;
+      const rec = src.byUid.get(uid2)!;
+      tx.push({
+        op: "add",
+        mb: dst.id,
+        msg: { ...rec, uid: dst.rec.uidNext, modseq: tx.nextModSeq() },
+      });
+      tx.push({ op: "expunge", mb: src.id, uids: [uid2], modseq: tx.nextModSeq() });
+    });
+    const moved = host.doc.message(fake(2).blob)!;
+    assertEquals(moved.mailbox, archive);
+    assertEquals(moved.flags, ["\\Flagged"]);
+    assertEquals(host.doc.message(fake(1).blob)!.mailbox, inbox);
+    await host.close();
+    await store.close();
+  }));
+
+Deno.test("a phone's flag and move come back as IMAP changes, once, without echo", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    for (let i = 1; i <= 3; i++) await store.mutate(addTo("INBOX", fake(i)));
+    const host = await DocHost.open(f.kv, store);
+    const phone = AccountDoc.empty("bb");
+    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
+    exchange(h, p);
+    assertEquals(phone.messageCount, 3);
+
+    const archive = store.state.byName("Archive")!.id;
+    phone.edit([
+      { kind: "flags", id: fake(1).blob, flags: ["\\Seen"] },
+      { kind: "move", id: fake(2).blob, mailbox: archive },
+    ]);
+    const before = host.doc.heads();
+    const events: ChangeEvent[][] = [];
+    store.subscribe((e) => events.push(e));
+    const modseq = store.state.modseq;
+    exchange(p, h);
+    const changeCountBefore = host.doc.heads();
+    await host.applyRemote(host.doc.editsSince(before));
+
+    const inbox = store.state.byName("INBOX")!;
+    const seen = [...inbox.byUid.values()].find((r) => r.blob === fake(1).blob)!;
+    assertEquals(seen.flags, ["\\Seen"]);
+    assert(seen.modseq > modseq, "a new MODSEQ for IMAP clients");
+    assert(![...inbox.byUid.values()].some((r) => r.blob === fake(2).blob), "moved out");
+    assert(
+      [...store.state.mailboxes.get(archive)!.byUid.values()].some((r) => r.blob === fake(2).blob),
+    );
+    assert(events.flat().some((e) => e.kind === "flags"), "IDLE sessions are told");
+    // Recording the resulting events changed nothing in the document: no echo back to the phone.
+    assertEquals(host.doc.heads(), changeCountBefore);
+    await host.close();
+    await store.close();
+  }));
+
+Deno.test("the document is saved encrypted and catches up with changes made while closed", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    await store.mutate(addTo("INBOX", fake(1)));
+    const host = await DocHost.open(f.kv, store);
+    const heads = host.doc.heads();
+    await host.close();
+    // Changes while no host was running.
+    await store.mutate(addTo("INBOX", fake(2)));
+    const again = await DocHost.open(f.kv, store);
+    assert(again.doc.editsSince(heads).some((e) => e.kind === "add" && e.id === fake(2).blob));
+    assertEquals(again.doc.messageCount, 2);
+    // Nothing readable in KV: the saved document is encrypted.
+    for await (const e of f.kv.list<Uint8Array>({ prefix: ["doc", store.id] })) {
+      if (e.value instanceof Uint8Array) {
+        assert(!new TextDecoder("latin1").decode(e.value).includes("INBOX"));
+      }
+    }
+    await again.close();
+    await store.close();
+  }));
