@@ -10,7 +10,7 @@
  * await mx.close();
  * ```
  */
-import type { Resolver } from "../../src/dns.ts";
+import { type Resolver, SystemResolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
 import { removeForgedResults, verifyInbound } from "../../src/smtp/authenticate.ts";
 import { classifyRecipient, deliverAll } from "./listener.ts";
@@ -28,6 +28,7 @@ import {
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { prependHeader } from "../../src/smtp/received.ts";
 import type { SmtpDeps, SmtpListener } from "./types.ts";
+import { CachingResolver } from "../../src/dns_cache.ts";
 
 export interface MxOptions extends SmtpDeps {
   port: number;
@@ -38,6 +39,11 @@ export interface MxOptions extends SmtpDeps {
 /** Starts the MX listener. */
 export async function startMx(opts: MxOptions): Promise<SmtpListener> {
   const deps: SmtpDeps = opts;
+  // Each message would otherwise look up its sender's SPF and DMARC records afresh. Injected
+  // resolvers (tests) stay live, so records they add mid-test are seen.
+  const resolver = opts.resolver instanceof SystemResolver
+    ? new CachingResolver(opts.resolver)
+    : opts.resolver;
   const server = makeSmtpServer(deps, {
     secure: false,
     // An MX has no users to authenticate; AUTH is for the submission ports.
@@ -65,14 +71,14 @@ export async function startMx(opts: MxOptions): Promise<SmtpListener> {
         // RFC 5321 §2.3.8: bare CR and LF are not line endings in SMTP; store CRLF only.
         let raw = normaliseLineEndings(await readMessage(stream));
         let verdictHeaders = "";
-        if (opts.resolver) {
+        if (resolver) {
           raw = removeForgedResults(raw, deps.hostname);
           const verdict = await verifyInbound(raw, {
             ip: session.remoteAddress,
             helo: session.hostNameAppearsAs || "",
             sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
             hostname: deps.hostname,
-            resolver: opts.resolver,
+            resolver,
           });
           if (verdict.dmarcReject) throw smtpError(550, "5.7.1", verdict.dmarcReject);
           verdictHeaders = verdict.headers;

@@ -27,11 +27,13 @@ import {
 import { log } from "../../src/log.ts";
 import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
-import type { BlobStore } from "./blobs.ts";
+import { BlobStore } from "./blobs.ts";
+import { groupCommitFor } from "./group_commit.ts";
 import { boundedOps, decodeOps, encodeOps } from "./log_codec.ts";
 import { decodeSearchText, encodeSearchText } from "./search_text.ts";
 import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
 import {
+  chunkBytes,
   chunksPerCommit,
   deletePrefix,
   deleteRange,
@@ -82,6 +84,13 @@ export interface Tx {
   push(op: Op, origin?: number): void;
   /** Deletes a KV key in the same commit as the ops (an ingested arrival record). */
   deleteWithCommit(key: Deno.KvKey): void;
+  /** Sets a KV key in the same commit as the ops (hearth import's resume point). */
+  setWithCommit(key: Deno.KvKey, value: unknown): void;
+  /**
+   * Sets a KV key in the first commit of the ops, or in one before it if it does not fit, never
+   * after: a new message's metadata, so that it costs no commit of its own.
+   */
+  setNoLaterThanCommit(key: Deno.KvKey, value: Uint8Array): void;
 }
 
 interface Pending {
@@ -94,6 +103,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Full metadata entries kept per account (the IMAP layer keeps its own compact form). */
 const metaCacheSize = 2000;
+/** Arrivals opened in parallel and indexed in one mutation (one log commit) at a time. */
+const ingestBatchSize = 32;
 /** Bytes of decrypted messages kept per unlocked account. */
 const rawCacheBytes = limits.messageCacheBytes;
 
@@ -120,6 +131,8 @@ export class AccountStore {
   #rawCache = new Map<string, Uint8Array>();
   #ingesting: Promise<number> | null = null;
   #ingestAgain = false;
+  /** True once an ingest has run since the store opened: no older arrival is left waiting. */
+  #ingestedOnce = false;
   #rawCacheSize = 0;
   #closed = false;
   readonly #compactAfterEntries: number;
@@ -259,6 +272,8 @@ export class AccountStore {
   async #commitBatch(batch: Pending[]) {
     const ops: Op[] = [];
     const deletes: Deno.KvKey[] = [];
+    const sets: [Deno.KvKey, unknown][] = [];
+    const early: [Deno.KvKey, Uint8Array][] = [];
     const events: ChangeEvent[] = [];
     const results: { p: Pending; ok: boolean; value: unknown }[] = [];
     const tx: Tx = {
@@ -270,6 +285,8 @@ export class AccountStore {
         events.push(...eventsOf(op, origin));
       },
       deleteWithCommit: (key) => deletes.push(key),
+      setWithCommit: (key, value) => sets.push([key, value]),
+      setNoLaterThanCommit: (key, value) => early.push([key, value]),
     };
     for (const p of batch) {
       const before = ops.length;
@@ -281,9 +298,9 @@ export class AccountStore {
         results.push({ p, ok: false, value: e });
       }
     }
-    if (ops.length || deletes.length) {
+    if (ops.length || deletes.length || sets.length || early.length) {
       try {
-        await this.#appendLog(ops, deletes);
+        await this.#appendLog(ops, deletes, sets, early);
       } catch (e) {
         log.error("store.commit-failed", { account: this.id, error: e });
         // Memory is ahead of disk: rebuild it from what is durable, and refuse the whole batch.
@@ -353,12 +370,36 @@ export class AccountStore {
    * chunksPerCommit parts. Each entry is written only if its key is unused, so
    * a second writer of the same account (a bug) fails instead of overwriting.
    */
-  async #appendLog(ops: Op[], deletes: Deno.KvKey[]) {
+  async #appendLog(
+    ops: Op[],
+    deletes: Deno.KvKey[],
+    sets: [Deno.KvKey, unknown][] = [],
+    early: [Deno.KvKey, Uint8Array][] = [],
+  ) {
     let entry: Op[] = [];
     let entryBytes = 0;
     const limit = 60_000 * chunksPerCommit - 10_000;
+    // Early sets ride in the first commit up to earlyBudget bytes (with a full log entry that
+    // stays under Deno KV's 800 KiB); the rest go first, in commits of their own.
+    const earlyBudget = { sets: 200, bytes: 150_000 };
+    let earlyBytes = early.reduce((n, [, v]) => n + v.length + 100, 0);
+    while (early.length > earlyBudget.sets || earlyBytes > earlyBudget.bytes) {
+      const tx = this.#kv.atomic();
+      let bytes = 0;
+      let n = 0;
+      while (n < early.length && n < earlyBudget.sets && bytes < earlyBudget.bytes) {
+        tx.set(early[n][0], early[n][1]);
+        bytes += early[n][1].length + 100;
+        n++;
+      }
+      if (!(await tx.commit()).ok) throw new Error("metadata commit was refused");
+      early = early.slice(n);
+      earlyBytes -= bytes;
+    }
     const commit = async (last: boolean) => {
       const tx = this.#kv.atomic();
+      for (const [key, value] of early) tx.set(key, value);
+      early = [];
       const n = this.#logNext;
       if (entry.length) {
         tx.check({ key: ["st", this.id, "log", n, 0], versionstamp: null });
@@ -366,7 +407,10 @@ export class AccountStore {
           tx.set(["st", this.id, "log", n, i], part)
         );
       }
-      if (last) { for (const key of deletes) tx.delete(key); }
+      if (last) {
+        for (const key of deletes) tx.delete(key);
+        for (const [key, value] of sets) tx.set(key, value);
+      }
       const res = await tx.commit();
       if (!res.ok) throw new Error("change log commit was refused");
       if (entry.length) this.#logNext = n + 1;
@@ -379,7 +423,7 @@ export class AccountStore {
       entry.push(op);
       entryBytes += size;
     }
-    if (entry.length || deletes.length) await commit(true);
+    if (entry.length || deletes.length || sets.length || early.length) await commit(true);
   }
 
   /**
@@ -427,20 +471,40 @@ export class AccountStore {
     return { blob, size: raw.length };
   }
 
-  async #writeMeta(blob: string, raw: Uint8Array) {
-    const info = analyzeMessage(raw);
-    const text = searchableText(raw);
+  /** Analyses a message and encrypts its metadata and search text for `blob`. */
+  #encryptMeta(blob: string, raw: Uint8Array) {
+    return this.#encryptAnalysed(blob, analyzeMessage(raw), searchableText(raw));
+  }
+
+  async #encryptAnalysed(blob: string, info: MessageInfo, text: ReturnType<typeof searchableText>) {
     const metaBox = await encryptJson(this.#keys.indexKey, info, `meta:${blob}`);
     const textBox = await encryptIndex(
       this.#keys.indexKey,
       encodeSearchText(text),
       `text:${blob}`,
     );
-    // One commit (one WAL fsync) for both in the usual case.
-    await setChunkedMany(this.#kv, [
-      [["meta", this.id, blob], metaBox],
-      [["text", this.id, blob], textBox],
-    ]);
+    return { info, metaBox, textBox };
+  }
+
+  async #writeMeta(blob: string, raw: Uint8Array) {
+    const { info, metaBox, textBox } = await this.#encryptMeta(blob, raw);
+    if (metaBox.length < chunkBytes && textBox.length < chunkBytes) {
+      // The usual case: one chunk each, in one commit shared with concurrent writers (group commit).
+      const ok = await groupCommitFor(this.#kv).commit({
+        apply: (op) => {
+          op.set(["meta", this.id, blob, 0], metaBox);
+          op.set(["text", this.id, blob, 0], textBox);
+        },
+        mutations: 2,
+        bytes: metaBox.length + textBox.length + 200,
+      });
+      if (!ok) throw new Error("metadata commit was refused");
+    } else {
+      await setChunkedMany(this.#kv, [
+        [["meta", this.id, blob], metaBox],
+        [["text", this.id, blob], textBox],
+      ]);
+    }
     this.#cacheInfo(blob, info);
   }
 
@@ -643,6 +707,7 @@ export class AccountStore {
         this.#ingestAgain = false;
         n += await this.#ingestOnce();
       } while (this.#ingestAgain);
+      this.#ingestedOnce = true;
       return n;
     })();
     this.#ingesting = run;
@@ -654,36 +719,143 @@ export class AccountStore {
 
   async #ingestOnce(): Promise<number> {
     let n = 0;
+    let batch: Deno.KvEntry<ArrivalRecord>[] = [];
+    const flush = async () => {
+      n += await this.#ingestBatch(batch);
+      batch = [];
+    };
     for await (const e of this.#kv.list<ArrivalRecord>({ prefix: ["arrival", this.id] })) {
-      const arrival = e.value;
-      let prepared: { blob: string; size: number };
-      try {
-        prepared = await this.#prepareFromBlob(arrival.blob);
-      } catch (err) {
-        log.error("store.arrival-unreadable", { account: this.id, blob: arrival.blob, error: err });
-        continue;
-      }
-      await this.mutate((tx) => {
-        tx.deleteWithCommit(e.key);
-        if (this.state.blobRefs.has(prepared.blob)) return;
-        const inbox = this.state.byName("INBOX");
-        if (!inbox) throw new Error("the account has no INBOX");
-        const uid = inbox.rec.uidNext;
-        tx.push({
-          op: "add",
-          mb: inbox.id,
-          msg: AccountStore.newRecord(uid, prepared, [], arrival.date, tx.nextModSeq()),
-        });
-      });
-      n++;
+      batch.push(e);
+      if (batch.length >= ingestBatchSize) await flush();
     }
+    if (batch.length) await flush();
     return n;
+  }
+
+  /** Opens and analyses arrivals in parallel, then moves them all into INBOX in one mutation. */
+  async #ingestBatch(batch: Deno.KvEntry<ArrivalRecord>[]): Promise<number> {
+    const prepared = await Promise.all(batch.map(async (e) => {
+      try {
+        return await this.#prepareFromBlob(e.value.blob);
+      } catch (err) {
+        log.error("store.arrival-unreadable", { account: this.id, blob: e.value.blob, error: err });
+        return null;
+      }
+    }));
+    return await this.mutate((tx) => {
+      let n = 0;
+      batch.forEach((e, i) => {
+        const p = prepared[i];
+        if (!p) return;
+        tx.deleteWithCommit(e.key);
+        n++;
+        if (this.state.blobRefs.has(p.blob)) return;
+        this.#pushInboxAdd(tx, p, e.value.date);
+      });
+      return n;
+    });
+  }
+
+  /**
+   * Adds a message delivered while the account is unlocked straight to INBOX,
+   * its plaintext in hand: no arrival record, no second decryption. `sealing`
+   * is `raw` sealed to this account (or that sealing under way). The blob
+   * write and the metadata commit run in parallel; the index commit waits for
+   * both, so the `250` still follows a durable blob and index record.
+   */
+  async addDelivered(
+    sealing: Uint8Array | Promise<Uint8Array>,
+    raw: Uint8Array,
+    date: number,
+  ): Promise<string> {
+    // The analysis is CPU on this thread: it runs while sealing waits on WebCrypto's X25519.
+    const info = analyzeMessage(raw);
+    const text = searchableText(raw);
+    const sealed = await sealing;
+    const blob = await BlobStore.idOf(sealed);
+    const [, meta] = await Promise.all([
+      this.#blobs.put(sealed),
+      this.#encryptAnalysed(blob, info, text),
+      // Mail that arrived while the account was locked goes first, so UIDs follow arrival order
+      // (an unlock by SMTP AUTH does not ingest, unlike an IMAP login).
+      this.#ingestedOnce ? null : this.ingestArrivals(),
+    ]);
+    // Metadata of one chunk each rides in the index commit: one KV fsync per delivery batch.
+    const small = meta.metaBox.length < chunkBytes && meta.textBox.length < chunkBytes;
+    if (!small) {
+      await setChunkedMany(this.#kv, [
+        [["meta", this.id, blob], meta.metaBox],
+        [["text", this.id, blob], meta.textBox],
+      ]);
+    }
+    const prepared = { blob, size: raw.length };
+    await this.mutate((tx) => {
+      if (this.state.blobRefs.has(blob)) return;
+      if (small) {
+        tx.setNoLaterThanCommit(["meta", this.id, blob, 0], meta.metaBox);
+        tx.setNoLaterThanCommit(["text", this.id, blob, 0], meta.textBox);
+      }
+      this.#pushInboxAdd(tx, prepared, date);
+    });
+    this.#cacheInfo(blob, meta.info);
+    return blob;
+  }
+
+  #pushInboxAdd(tx: Tx, prepared: { blob: string; size: number }, date: number) {
+    const inbox = this.state.byName("INBOX");
+    if (!inbox) throw new Error("the account has no INBOX");
+    tx.push({
+      op: "add",
+      mb: inbox.id,
+      msg: AccountStore.newRecord(inbox.rec.uidNext, prepared, [], date, tx.nextModSeq()),
+    });
   }
 
   async #prepareFromBlob(blob: string): Promise<{ blob: string; size: number }> {
     const raw = await this.message(blob);
     await this.#writeMeta(blob, raw);
     return { blob, size: raw.length };
+  }
+
+  // --- bulk import (home/import) ---
+
+  /**
+   * {@linkcode prepareMessage} for many messages (`hearth import`): sealed and written in
+   * parallel, and their metadata packed into a few KV commits instead of one per message.
+   */
+  async prepareMany(raws: Uint8Array[]): Promise<{ blob: string; size: number }[]> {
+    const out = await Promise.all(raws.map(async (raw) => {
+      const sealed = await sealToRecipient(raw, this.#keys.recipient);
+      return { blob: await this.#blobs.put(sealed), size: raw.length };
+    }));
+    const values: [Deno.KvKey, Uint8Array][] = [];
+    await Promise.all(out.map(async ({ blob }, i) => {
+      const raw = raws[i];
+      const [metaBox, textBox] = await Promise.all([
+        encryptJson(this.#keys.indexKey, analyzeMessage(raw), `meta:${blob}`),
+        encryptIndex(this.#keys.indexKey, encodeSearchText(searchableText(raw)), `text:${blob}`),
+      ]);
+      values.push([["meta", this.id, blob], metaBox], [["text", this.id, blob], textBox]);
+    }));
+    // Deno KV: at most 1,000 mutations and 800 KiB per atomic commit.
+    let tx = this.#kv.atomic();
+    let count = 0;
+    let bytes = 0;
+    const flush = async () => {
+      if (count && !(await tx.commit()).ok) throw new Error("KV commit failed");
+      tx = this.#kv.atomic();
+      count = bytes = 0;
+    };
+    for (const [prefix, data] of values) {
+      for (const [i, chunk] of splitChunks(data).entries()) {
+        if (count >= 500 || bytes + chunk.length > 600_000) await flush();
+        tx.set([...prefix, i], chunk);
+        count++;
+        bytes += chunk.length + 100;
+      }
+    }
+    await flush();
+    return out;
   }
 
   /** Builds a message record for `add`. */

@@ -12,7 +12,11 @@
  * const again = await blobs.get(id);
  * ```
  */
+import { createHash } from "node:crypto";
 import { sha256, toHex } from "../../src/encoding.ts";
+
+/** Up to this size a blob is hashed and written synchronously: cheaper than a thread hop. */
+const syncBytes = 1 << 20;
 
 /** The file operations the store needs; tests inject faults (a failing fsync) through it. */
 export interface BlobFileSystem {
@@ -27,18 +31,32 @@ export interface BlobFileSystem {
 /** The real file system. */
 export const denoFileSystem: BlobFileSystem = {
   async writeDurably(path, data) {
+    // Creating a file can wait on the journal while other fsyncs run: async. Writing a
+    // message-sized file only fills the page cache: done synchronously, one thread hop fewer.
     const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     try {
       let off = 0;
-      while (off < data.length) off += await file.write(data.subarray(off));
+      while (off < data.length) {
+        const rest = data.subarray(off);
+        off += rest.length <= syncBytes ? file.writeSync(rest) : await file.write(rest);
+      }
       await file.syncData();
     } finally {
       file.close();
     }
   },
-  rename: (from, to) => Deno.rename(from, to),
+  rename(from, to) {
+    // A rename only changes metadata in memory (the directory fsync makes it durable): done
+    // synchronously, it saves a hop to the blocking thread pool.
+    try {
+      Deno.renameSync(from, to);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
   async syncDirectory(path) {
-    const dir = await Deno.open(path, { read: true });
+    const dir = Deno.openSync(path, { read: true });
     try {
       await dir.sync();
     } finally {
@@ -64,6 +82,8 @@ export class BlobStore {
   readonly #fs: BlobFileSystem;
   /** Directory fsyncs waiting to run, shared by every put that renamed into that directory (group commit). */
   readonly #pendingDirSyncs = new Map<string, Promise<void>>();
+  /** Directories known to exist: a put then skips the mkdir. */
+  readonly #madeDirs = new Set<string>();
   #ready: Promise<void> | null = null;
 
   constructor(root: string, fs: BlobFileSystem = denoFileSystem) {
@@ -73,7 +93,8 @@ export class BlobStore {
 
   /** The id a sealed blob gets. */
   static async idOf(sealed: Uint8Array): Promise<string> {
-    return toHex((await sha256(sealed)).subarray(0, 16));
+    if (sealed.length > syncBytes) return toHex((await sha256(sealed)).subarray(0, 16));
+    return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
   }
 
   /** Where a blob lives on disk. */
@@ -93,7 +114,10 @@ export class BlobStore {
     const id = await BlobStore.idOf(sealed);
     const dir = `${this.#root}/${id.slice(0, 2)}`;
     const tmp = `${this.#root}/tmp/${id}.${crypto.randomUUID()}`;
-    await this.#fs.mkdir(dir);
+    if (!this.#madeDirs.has(dir)) {
+      await this.#fs.mkdir(dir);
+      this.#madeDirs.add(dir);
+    }
     try {
       await this.#fs.writeDurably(tmp, sealed);
       await this.#fs.rename(tmp, this.pathOf(id));

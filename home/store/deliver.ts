@@ -1,8 +1,10 @@
 /**
  * Local delivery: seals a message to its recipient's account key and stores
- * it durably, whether or not the account is unlocked. The sealed blob and an
- * arrival record are durable before this resolves (the SMTP `250` waits for
- * it); the account indexes arrivals into INBOX when it is unlocked.
+ * it durably, whether or not the account is unlocked. The sealed blob and its
+ * index record are durable before this resolves (the SMTP `250` waits for
+ * it): for an unlocked account the INBOX entry itself, otherwise an arrival
+ * record that the account indexes into INBOX at its next unlock. Concurrent
+ * deliveries share KV commits (`group_commit.ts`).
  *
  * @example
  * ```ts
@@ -15,13 +17,43 @@ import { limits } from "../../src/limits.ts";
 import type { BlobStore } from "./blobs.ts";
 import type { ArrivalRecord } from "./account_store.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
+import { groupCommitFor } from "./group_commit.ts";
 import { log } from "../../src/log.ts";
 
 let arrivalCounter = 0;
 
+/** A local account as delivery needs it. */
+interface LocalRecipient {
+  id: string;
+  recipient: string;
+  until: number;
+}
+
+// A login and its account's recipient never change once created (accounts are not deleted),
+// so found ones are kept: RCPT and delivery skip a hash and two KV reads. Misses are not
+// kept, so an account `hearth user add` just made in another process is seen at once.
+const recipientTtlMs = 60_000;
+const recipientCacheSize = 1_000;
+const recipientCaches = new WeakMap<Deno.Kv, Map<string, LocalRecipient>>();
+
+async function localRecipient(kv: Deno.Kv, address: string): Promise<LocalRecipient | null> {
+  let cache = recipientCaches.get(kv);
+  if (!cache) recipientCaches.set(kv, cache = new Map());
+  const hit = cache.get(address);
+  if (hit && hit.until > Date.now()) return hit;
+  const id = (await kv.get<string>(["login", await loginKey(address)])).value;
+  if (!id) return null;
+  const account = (await kv.get<AccountRecord>(["account", id])).value;
+  if (!account) throw new Error(`account record ${id} is missing`);
+  const found = { id, recipient: account.recipient, until: Date.now() + recipientTtlMs };
+  if (cache.size >= recipientCacheSize) cache.delete(cache.keys().next().value!);
+  cache.set(address, found);
+  return found;
+}
+
 /** True when an address has an account here (RCPT checks). */
 export async function accountExists(kv: Deno.Kv, address: string): Promise<boolean> {
-  return (await kv.get(["login", await loginKey(address)])).value !== null;
+  return (await localRecipient(kv, address)) !== null;
 }
 
 /** Delivers a raw message to a local account's INBOX. */
@@ -38,16 +70,28 @@ export async function deliverLocally(
       smtp: { code: 552, enhanced: "5.3.4" },
     });
   }
-  const id = (await kv.get<string>(["login", await loginKey(address)])).value;
-  if (!id) {
+  const rcpt = await localRecipient(kv, address);
+  if (!rcpt) {
     throw new ProtocolError("NO", `no mailbox here for ${address}`, {
       smtp: { code: 550, enhanced: "5.1.1" },
     });
   }
-  const account = (await kv.get<AccountRecord>(["account", id])).value;
-  if (!account) throw new Error(`account record ${id} is missing`);
-  const sealed = await sealToRecipient(raw, account.recipient);
-  await storeArrival(kv, blobs, id, sealed, raw.length, Date.now(), null, registry);
+  const sealing = sealToRecipient(raw, rcpt.recipient);
+  const date = Date.now();
+  const store = registry?.unlocked(rcpt.id);
+  if (store) {
+    // Unlocked: index straight into INBOX with the plaintext in hand, instead of an arrival
+    // record that the store would then read back and decrypt again.
+    try {
+      await store.addDelivered(sealing, raw, date);
+      return;
+    } catch (e) {
+      // The account locked meanwhile, or its commit failed: an arrival record keeps the message
+      // (ingest skips a blob the account already has, so nothing is added twice).
+      log.warn("deliver.direct-failed", { account: rcpt.id, error: e });
+    }
+  }
+  await storeArrival(kv, blobs, rcpt.id, await sealing, raw.length, date, null, registry);
 }
 
 /** An item sealed elsewhere (by the edge) for one of our accounts. */
@@ -111,13 +155,20 @@ async function storeArrival(
   const blob = await blobs.put(sealed);
   const arrival: ArrivalRecord = { blob, size, date };
   const key = ["arrival", account, Date.now(), arrivalCounter++, crypto.randomUUID()];
-  const op = kv.atomic().set(key, arrival);
-  if (itemId) {
-    op.check({ key: ["edge-item", itemId], versionstamp: null })
-      .set(["edge-item", itemId], true, { expireIn: seenItemMs });
-  }
-  const res = await op.commit();
-  if (!res.ok) {
+  // Concurrent arrivals share one KV commit (group commit); each still resolves only once durable.
+  const ok = await groupCommitFor(kv).commit({
+    apply(op) {
+      op.set(key, arrival);
+      if (itemId) {
+        op.check({ key: ["edge-item", itemId], versionstamp: null })
+          .set(["edge-item", itemId], true, { expireIn: seenItemMs });
+      }
+    },
+    mutations: itemId ? 2 : 1,
+    checks: itemId ? 1 : 0,
+    bytes: 300,
+  });
+  if (!ok) {
     // Only the item check can fail: another pull stored this item first.
     if (itemId) return false;
     throw new Error("arrival commit was refused");
