@@ -76,7 +76,6 @@ interface Shape {
 }
 
 const str = (v: string | number) => new A.ImmutableString(String(v));
-const val = (s: Str | string) => (typeof s === "string" ? s : s.val);
 
 /** The bucket of a message id (ids are random hex or base64url, so buckets fill evenly). */
 export function bucketOf(id: string): string {
@@ -88,8 +87,24 @@ function pack(m: Omit<DocMessage, "flags">): Str {
   return str([m.mailbox, m.date, m.size, m.blob].join("\t"));
 }
 
-function toMessage(m: MessageShape): DocMessage {
-  const [mailbox, date, size, blob] = val(m[packedKey] as Str).split("\t");
+/**
+ * The text of a scalar a peer wrote, or null when it is not text. A paired
+ * peer can write any shape into the document: readers skip what does not fit
+ * rather than throw (a malformed entry threw TypeError on every read; fuzzing).
+ */
+function textOf(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  return v instanceof A.ImmutableString ? v.val : null;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function toMessage(m: MessageShape): DocMessage | null {
+  const packed = isRecord(m) ? textOf(m[packedKey]) : null;
+  if (packed === null) return null;
+  const [mailbox, date, size, blob] = packed.split("\t");
   return {
     mailbox,
     flags: Object.keys(m).filter((f) => f !== packedKey && m[f] === true).sort(),
@@ -128,7 +143,7 @@ function applyEdit(d: Shape, e: DocEdit) {
       const m = d.msgs[bucketOf(e.id)]?.[e.id];
       if (!m) return;
       const cur = toMessage(m);
-      if (cur.mailbox !== e.mailbox) m[packedKey] = pack({ ...cur, mailbox: e.mailbox });
+      if (cur && cur.mailbox !== e.mailbox) m[packedKey] = pack({ ...cur, mailbox: e.mailbox });
       return;
     }
     case "remove": {
@@ -197,26 +212,33 @@ export class AccountDoc {
   }
 
   message(id: string): DocMessage | null {
-    const m = this.#doc.msgs?.[bucketOf(id)]?.[id];
+    const bucket: unknown = this.#doc.msgs?.[bucketOf(id)];
+    const m = isRecord(bucket) ? bucket[id] as MessageShape | undefined : undefined;
     return m ? toMessage(m) : null;
   }
 
   *messages(): Generator<[string, DocMessage]> {
     for (const bucket of Object.values(this.#doc.msgs ?? {})) {
-      for (const [id, m] of Object.entries(bucket)) yield [id, toMessage(m)];
+      if (!isRecord(bucket)) continue;
+      for (const [id, m] of Object.entries(bucket)) {
+        const message = toMessage(m as MessageShape);
+        if (message) yield [id, message];
+      }
     }
   }
 
   get messageCount(): number {
     let n = 0;
-    for (const bucket of Object.values(this.#doc.msgs ?? {})) n += Object.keys(bucket).length;
+    for (const _ of this.messages()) n++;
     return n;
   }
 
   mailboxes(): Map<string, DocMailbox> {
     const out = new Map<string, DocMailbox>();
     for (const [id, mb] of Object.entries(this.#doc.mailboxes ?? {})) {
-      out.set(id, { name: val(mb.name), use: mb.use === null ? null : val(mb.use) });
+      const name = isRecord(mb) ? textOf(mb.name) : null;
+      if (name === null) continue;
+      out.set(id, { name, use: textOf(mb.use) });
     }
     return out;
   }
@@ -232,9 +254,14 @@ export class AccountDoc {
     const touchedMsgs = new Set<string>();
     const touchedBoxes = new Set<string>();
     for (const p of patches) {
-      if (p.path[0] === "msgs" && p.path.length >= 3) touchedMsgs.add(String(p.path[2]));
-      else if (p.path[0] === "msgs" && p.path.length === 2 && p.action === "put") {
-        for (const id of Object.keys(this.#doc.msgs[String(p.path[1])] ?? {})) touchedMsgs.add(id);
+      // A peer may write keys that are no message id (bucketOf needs two characters): skip them.
+      if (p.path[0] === "msgs" && p.path.length >= 3) {
+        if (String(p.path[2]).length >= 2) touchedMsgs.add(String(p.path[2]));
+      } else if (p.path[0] === "msgs" && p.path.length === 2 && p.action === "put") {
+        const bucket: unknown = this.#doc.msgs[String(p.path[1])];
+        for (const id of Object.keys(isRecord(bucket) ? bucket : {})) {
+          if (id.length >= 2) touchedMsgs.add(id);
+        }
       } else if (p.path[0] === "mailboxes" && p.path.length >= 2) {
         touchedBoxes.add(String(p.path[1]));
       }

@@ -104,7 +104,16 @@ export class SyncPeer {
   receive(frame: Uint8Array): Uint8Array[] {
     if (frame.length === 0) throw new RangeError("empty sync frame");
     if (frame[0] === frameChanges) {
-      [this.doc.automerge] = A.applyChanges(this.doc.automerge, readChanges(frame));
+      const changes = readChanges(frame);
+      // A damaged change makes Automerge panic (PanicError) and leaves the document it was
+      // applied to unusable (found by fuzzing): apply to a copy, kept only on success. This
+      // frame is the rare fallback after maxRounds, so the copy is affordable.
+      const copy = A.clone(this.doc.automerge, A.getActorId(this.doc.automerge));
+      try {
+        [this.doc.automerge] = A.applyChanges(copy, changes);
+      } catch (e) {
+        throw new RangeError(`bad changes frame: ${(e as Error).message}`);
+      }
       return [];
     }
     if (frame[0] !== frameSync) throw new RangeError(`unknown sync frame type ${frame[0]}`);

@@ -61,6 +61,12 @@ function tokenize(text: string): Token[] {
       continue;
     }
     let tok: Token;
+    if (c === ")") {
+      // RFC 5322 §3.2.2: ")" only closes a comment. A stray one is dropped; read as a word
+      // it was empty, `i` never advanced and tokens piled up until memory ran out (fuzzing).
+      i++;
+      continue;
+    }
     if (c === "(") {
       // RFC 5322 §3.2.2: comments nest and may contain quoted pairs.
       let depth = 0;

@@ -74,6 +74,20 @@ class MimeScanner {
 
   /** Parses the entity whose header starts at `start`; returns it and where it stopped. */
   parseEntity(start: number, depth: number, inDigest: boolean): { part: MimePart; next: number } {
+    const out = this.parseEntityAt(start, depth, inDigest);
+    // RFC 2046 §5.1.1: the line break before a boundary belongs to the boundary. A header that
+    // ends right at a boundary line must not keep it, or the part (and its embedded message)
+    // would reach past its parent's body, which ends before that line break (found by fuzzing).
+    const end = this.bodyEndBefore(out.next, start);
+    if (out.part.bodyEnd > end) clampPart(out.part, end);
+    return out;
+  }
+
+  private parseEntityAt(
+    start: number,
+    depth: number,
+    inDigest: boolean,
+  ): { part: MimePart; next: number } {
     this.parts++;
     const part = this.readHeader(start, inDigest);
     if (part.bodyStart === part.bodyEnd && this.hit >= 0) {
@@ -254,6 +268,15 @@ class MimeScanner {
     if (e > bodyStart && this.raw[e - 1] === CR) e--;
     return Math.max(e, bodyStart);
   }
+}
+
+/** Cuts a part (and its descendants) so that nothing of it lies past `end`. */
+function clampPart(part: MimePart, end: number): void {
+  part.headerStart = Math.min(part.headerStart, end);
+  part.headerEnd = Math.min(part.headerEnd, end);
+  part.bodyStart = Math.min(part.bodyStart, end);
+  part.bodyEnd = Math.min(part.bodyEnd, end);
+  for (const c of part.children) clampPart(c, end);
 }
 
 /**
