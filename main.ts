@@ -11,9 +11,12 @@ import { toBase64Url } from "./src/encoding.ts";
 import { log } from "./src/log.ts";
 import { dnsRecords, formatBind } from "./home/dns_records.ts";
 import { runQueueCommand } from "./home/queue/cli.ts";
+import { runImportCommand } from "./home/import/cli.ts";
 import { linkToEdge, readEdgeLink } from "./home/edge_link.ts";
 import { lockDataDir } from "./home/lock.ts";
 import { type Edge, openEdgeStore, startEdge } from "./edge/main.ts";
+import { runSetup } from "./home/setup.ts";
+import { publicPorts } from "./home/dns_records.ts";
 
 const help = `hearth — mail you own
 
@@ -23,16 +26,24 @@ Commands:
   up                    run edge and home box linked, with a first account (creates ./hearth-data)
   home                  run the home box (IMAP 2143/2993, MX 2526, submission 2587/2465)
   home link URL TOKEN   link this home box to an edge with a token from "hearth edge add-home"
-  edge                  run the edge relay (SMTP front 2525, HTTP API 8080)
+  edge                  run the edge relay (SMTP front 2525, HTTP API 8080, HTTPS with --https-port)
   edge add-home --domain D   a one-time token that links a home box serving domain D
   edge add-front --name N    a bearer token for an HTTP mail front (POST /v1/inbound)
   edge status [--format text|json]   homes, accounts and mail waiting at the edge
   init --domain D       prepare a data directory: configuration, keys, certificates
+    [--account ADDRESS --password-stdin] [--edge here|URL [--token T]] [--edge-hostname H]
+                        (asks for what is missing on a terminal; never overwrites a key)
   user add ADDRESS      create an account; prints its recovery key once
   user passwd ADDRESS   set a new password (proves ownership with the old one or the recovery key)
   deliver --to ADDRESS  deliver the message on standard input to a local account
-  dns [--format bind|json]  the DNS records to publish for the domain (MX, SPF, DKIM, DMARC)
+  dns [--format bind|json]  the DNS records to publish: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT,
+                        SRV and autoconfig names (docs/setup.md)
   queue [list|retry ID|retry --all|delete ID] [--format text|json]  the outbound queue
+  import imaps://USER@HOST[:PORT] --to ADDRESS [--dry-run] [--ca FILE] [--progress-every S]
+                        copy every folder (flags, keywords, dates) from an IMAP provider into an
+                        account; resumable; imap:// uses STARTTLS; the home box must be stopped.
+                        Passwords: --password-stdin reads two lines (source, then Hearth), or
+                        HEARTH_IMPORT_SOURCE_PASSWORD and HEARTH_IMPORT_PASSWORD, or a prompt
 
 Options:
   --data DIR            data directory (default ./hearth-data, or HEARTH_DATA)
@@ -45,8 +56,16 @@ Options:
   --listen ADDR         address to listen on, default 127.0.0.1
   --kv PATH|URL         edge: KV file or KV Connect URL (default DATA/edge.kv)
   --http-port N         edge: HTTP API port, default 8080
+  --https-port N|off    edge: HTTPS port (autoconfig, MTA-STS policy); "hearth up" default 8443
+  --edge-hostname H     the edge's public host name (the MX), default the host name
+  --mail-hostname H     the IMAP/submission host name given to mail clients, default the host name
   --smtp-port N|off     edge: SMTP front port, default 2525
   --retention-days N    edge: keep mail the home box has not fetched this long, default 14
+  --acme-directory URL  edge: get the TLS certificate from this ACME CA (HTTP-01 on the HTTP port,
+                        which must be port 80 of the names); default off: the private CA
+  --acme-email E        edge: the ACME account's contact address
+  --public-name N[,N]   edge: names in the ACME certificate, default the edge host name
+  --acme-ca FILE        edge: PEM roots for the ACME directory's own HTTPS (a private or test CA)
   --allow-plaintext     allow IMAP LOGIN and SMTP AUTH without TLS (loopback tests only)
   -h, --help            show this help
 
@@ -77,6 +96,18 @@ const valueFlags = new Set([
   "smtp-port",
   "retention-days",
   "name",
+  "https-port",
+  "account",
+  "edge",
+  "token",
+  "edge-hostname",
+  "mail-hostname",
+  "ca",
+  "progress-every",
+  "acme-directory",
+  "acme-email",
+  "public-name",
+  "acme-ca",
 ]);
 
 function parseArgs(argv: string[]): Args {
@@ -117,6 +148,8 @@ async function configFrom(args: Args): Promise<HearthConfig> {
   return await loadConfig(dataDirFrom(flag(args, "data")), {
     domain: flag(args, "domain"),
     hostname: flag(args, "hostname"),
+    edgeHostname: flag(args, "edge-hostname"),
+    mailHostname: flag(args, "mail-hostname"),
     listen: flag(args, "listen"),
     imapPort: portFlag(args, "imap-port"),
     imapsPort: portFlag(args, "imaps-port"),
@@ -159,13 +192,43 @@ message with the standard age tool: age -d -i recovery.txt message.age
 }
 
 async function cmdInit(args: Args) {
-  const config = await configFrom(args);
-  const { created } = await initDataDir(config);
+  const flagged = await configFrom(args);
+  const interactive = Deno.stdin.isTerminal() && !args.flags.has("password-stdin");
+  const result = await runSetup(flagged.dataDir, {
+    domain: flag(args, "domain"),
+    account: flag(args, "account"),
+    edge: flag(args, "edge"),
+    edgeToken: flag(args, "token"),
+    edgeHostname: flag(args, "edge-hostname"),
+    mailHostname: flag(args, "mail-hostname"),
+    hostname: flag(args, "hostname"),
+    overrides: {
+      listen: flagged.listen,
+      imapPort: flagged.imapPort,
+      imapsPort: flagged.imapsPort,
+      mxPort: flagged.mxPort,
+      submissionPort: flagged.submissionPort,
+      submissionsPort: flagged.submissionsPort,
+    },
+  }, {
+    ask: interactive ? (q, s) => prompt(q, s) : null,
+    password: (q) => readPassword(args, q),
+  });
+  const { config } = result;
   console.log(
-    created
-      ? `Initialised ${config.dataDir} for ${config.domain}. Next: hearth user add you@${config.domain}`
+    result.created
+      ? `Initialised ${config.dataDir} for ${config.domain}: configuration, TLS certificate, DKIM key.`
       : `${config.dataDir} is already initialised; nothing was overwritten.`,
   );
+  if (result.account) {
+    console.log(
+      result.account.created
+        ? `Created ${result.account.address}.`
+        : `${result.account.address} exists already; its keys are unchanged.`,
+    );
+  }
+  if (result.recoveryKey) printRecoveryKey(result.account!.address, result.recoveryKey);
+  console.log(result.nextSteps);
 }
 
 async function cmdUserAdd(args: Args, address: string | undefined) {
@@ -273,6 +336,11 @@ function printConnectHelp(
   Incoming mail The edge takes it on SMTP port ${
       edge.smtpPort ?? "off"
     } (your MX), API at ${edge.url}
+  Autoconfig    ${
+      edge.httpsPort
+        ? `https://${config.edgeHostname}:${edge.httpsPort}/.well-known/autoconfig/mail/config-v1.1.xml`
+        : "off (no --https-port)"
+    }
 `
     : "";
   console.log(`Hearth is running. Point your mail client at it:
@@ -307,7 +375,7 @@ async function cmdUp(args: Args) {
       printRecoveryKey(address, recoveryKey);
     }
     // The edge runs in this process too, linked to this box, so the whole data path works.
-    edge = await startEdgeFrom(args, config);
+    edge = await startEdgeFrom(args, config, true);
     const link = await readEdgeLink(config.dataDir);
     if (!link || !(await edge.store.home(link.homeId))) {
       const token = await edge.store.createPairing(config.domain);
@@ -343,22 +411,69 @@ function edgeDataDir(args: Args): string {
   return dataDirFrom(flag(args, "data"));
 }
 
-async function startEdgeFrom(args: Args, config: HearthConfig): Promise<Edge> {
+/**
+ * `local`: "hearth up", one machine on loopback; clients are told its real ports and HTTPS is on
+ * by default. Otherwise a standalone edge: clients are told the public ports.
+ */
+async function startEdgeFrom(args: Args, config: HearthConfig, local = false): Promise<Edge> {
   const smtp = flag(args, "smtp-port");
+  const https = flag(args, "https-port");
+  // "hearth edge" serves HTTPS only when asked: several edges often share one machine in tests.
+  const httpsPort = https === "off"
+    ? null
+    : portFlag(args, "https-port") ?? (local ? config.edgeHttpsPort : null);
+  const ports = local
+    ? {
+      imap: config.imapsPort,
+      imapStarttls: config.imapPort,
+      submission: config.submissionsPort ?? publicPorts.submissions,
+      submissionStarttls: config.submissionPort,
+    }
+    : {
+      imap: publicPorts.imaps,
+      imapStarttls: publicPorts.imap,
+      submission: publicPorts.submissions,
+      submissionStarttls: publicPorts.submission,
+    };
   const days = flag(args, "retention-days");
   if (days !== undefined && !(Number(days) > 0)) {
     throw new UsageError("--retention-days must be a positive number of days");
   }
   const { SystemResolver } = await import("./src/dns.ts");
+  const acmeDirectory = flag(args, "acme-directory");
+  const acmeCa = flag(args, "acme-ca");
+  const acme = acmeDirectory
+    ? {
+      directoryUrl: acmeDirectory,
+      email: flag(args, "acme-email"),
+      names: (flag(args, "public-name") ?? config.edgeHostname).split(",").map((n) => n.trim())
+        .filter(Boolean),
+      directoryCaPem: acmeCa ? await Deno.readTextFile(acmeCa) : undefined,
+    }
+    : undefined;
+  if (!acmeDirectory && (flag(args, "acme-email") || flag(args, "public-name") || acmeCa)) {
+    throw new UsageError("--acme-email, --public-name and --acme-ca need --acme-directory URL");
+  }
   return await startEdge({
     dataDir: config.dataDir,
     kv: flag(args, "kv"),
     hostname: config.hostname,
     listen: config.listen,
     httpPort: portFlag(args, "http-port") ?? config.edgeHttpPort,
+    httpsPort,
+    mailClients: {
+      imap: { host: config.mailHostname, tlsPort: ports.imap, starttlsPort: ports.imapStarttls },
+      submission: {
+        host: config.mailHostname,
+        tlsPort: ports.submission,
+        starttlsPort: ports.submissionStarttls,
+      },
+    },
+    mtaSts: { mode: config.mtaStsMode },
     smtpPort: smtp === "off" ? null : portFlag(args, "smtp-port") ?? config.edgeSmtpPort,
     resolver: new SystemResolver(),
     retentionMs: days ? Number(days) * 24 * 3600_000 : undefined,
+    acme,
   });
 }
 
@@ -428,7 +543,8 @@ It posts mail with: Authorization: Bearer TOKEN to POST /v1/inbound`);
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   console.log(
-    `Hearth edge running: SMTP ${edge.smtpPort ?? "off"}, HTTP ${edge.url} ` +
+    `Hearth edge running: SMTP ${edge.smtpPort ?? "off"}, HTTP ${edge.url}` +
+      (edge.httpsPort ? `, HTTPS port ${edge.httpsPort} ` : " ") +
       `(link a home box with "hearth edge add-home --domain D").`,
   );
 }
@@ -472,6 +588,15 @@ async function main(argv: string[]) {
         id: arg,
         all: args.flags.has("all"),
         format: flag(args, "format"),
+      });
+    case "import":
+      return await runImportCommand(await configFrom(args), {
+        url: sub,
+        to: flag(args, "to"),
+        dryRun: args.flags.has("dry-run"),
+        passwordStdin: args.flags.has("password-stdin"),
+        ca: flag(args, "ca"),
+        progressEvery: flag(args, "progress-every"),
       });
     case "up":
       return await cmdUp(args);

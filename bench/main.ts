@@ -1,61 +1,99 @@
 /**
  * `deno task bench`: the IMAP benchmark (Hearth against Dovecot), then the SMTP benchmark
- * (Hearth's MX against Postfix), in one run.
+ * (Hearth's MX against Postfix), then the edge inbound benchmark, in one run.
  *
- *   deno task bench [--only-imap | --only-smtp] [IMAP flags] [--smtp-* flags] [--keep]
+ *   deno task bench [--only-imap | --only-smtp | --only-edge] [IMAP flags] [--smtp-* flags]
+ *                   [--edge-* flags] [--keep]
  *
- * Flags starting with --smtp- go to bench/smtp_bench.ts, --keep goes to both, every other flag
- * to bench/imap_bench.ts; each benchmark can also be run on its own file.
+ * Flags starting with --smtp- go to bench/smtp_bench.ts, --edge- to bench/edge_bench.ts,
+ * --import- to bench/import_bench.ts (hearth import against mbsync, run last), --keep
+ * goes to all, every other flag to bench/imap_bench.ts; each benchmark can also be run on its
+ * own file.
  */
 
 import { runImapBench } from "./imap_bench.ts";
 import { runSmtpBench } from "./smtp_bench.ts";
+import { runEdgeBench } from "./edge_bench.ts";
+import { runImportBench } from "./import_bench.ts";
 
-const USAGE = `usage: deno task bench [--only-imap | --only-smtp] [--keep]
+const USAGE =
+  `usage: deno task bench [--only-imap | --only-smtp | --only-edge | --only-import] [--keep]
   IMAP: [--messages N] [--runs N] [--only hearth|dovecot] [--seed N] [--json FILE]
   SMTP: [--smtp-messages N] [--smtp-concurrency 1,4,16] [--smtp-size BYTES]
-        [--smtp-only hearth|postfix]`;
+        [--smtp-only hearth|postfix]
+  edge: [--edge-messages N] [--edge-concurrency 1,16,64] [--edge-smtp-messages N]
+        [--edge-smtp-concurrency 1,4,16] [--edge-size BYTES] [--edge-seconds S]
+  import: [--import-messages N] (hearth import against mbsync, from a private Dovecot)`;
 
 interface Split {
   imap: string[] | null;
   smtp: string[] | null;
+  edge: string[] | null;
+  import: string[] | null;
 }
 
 function splitArgs(args: string[]): Split {
   const imap: string[] = [];
   const smtp: string[] = [];
+  const edge: string[] = [];
+  const imports: string[] = [];
+  let onlyImport = false;
+  let onlyEdge = false;
   let onlyImap = false;
   let onlySmtp = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--only-imap") onlyImap = true;
     else if (arg === "--only-smtp") onlySmtp = true;
-    else if (arg === "-h" || arg === "--help") {
+    else if (arg === "--only-edge") onlyEdge = true;
+    else if (arg === "--only-import") onlyImport = true;
+    else if (arg.startsWith("--import-")) {
+      // Every import flag takes a value, inline or next.
+      imports.push(arg);
+      if (!arg.includes("=") && i + 1 < args.length) imports.push(args[++i]);
+    } else if (arg === "-h" || arg === "--help") {
       console.log(USAGE);
       Deno.exit(0);
     } else if (arg === "--keep") {
       imap.push(arg);
       smtp.push(arg);
+      edge.push(arg);
+      imports.push(arg);
     } else if (arg.startsWith("--smtp-")) {
       // Every SMTP flag takes a value, inline (--smtp-messages=100) or next.
       smtp.push(arg);
       if (!arg.includes("=") && i + 1 < args.length) smtp.push(args[++i]);
+    } else if (arg.startsWith("--edge-")) {
+      // Every edge flag takes a value, inline or next.
+      edge.push(arg);
+      if (!arg.includes("=") && i + 1 < args.length) edge.push(args[++i]);
     } else {
       imap.push(arg);
     }
   }
-  if (onlyImap && onlySmtp) {
-    console.error(`bench: --only-imap and --only-smtp exclude each other\n${USAGE}`);
+  if (Number(onlyImap) + Number(onlySmtp) + Number(onlyEdge) + Number(onlyImport) > 1) {
+    console.error(`bench: --only-imap, --only-smtp and --only-edge exclude each other\n${USAGE}`);
     Deno.exit(2);
   }
-  return { imap: onlySmtp ? null : imap, smtp: onlyImap ? null : smtp };
+  const all = !onlyImap && !onlySmtp && !onlyEdge && !onlyImport;
+  return {
+    imap: all || onlyImap ? imap : null,
+    smtp: all || onlySmtp ? smtp : null,
+    edge: all || onlyEdge ? edge : null,
+    import: all || onlyImport ? imports : null,
+  };
 }
 
 if (import.meta.main) {
-  const { imap, smtp } = splitArgs(Deno.args);
+  const { imap, smtp, edge, import: imports } = splitArgs(Deno.args);
   let failed = false;
   for (
-    const [name, args, run] of [["IMAP", imap, runImapBench], ["SMTP", smtp, runSmtpBench]] as const
+    const [name, args, run] of [
+      ["IMAP", imap, runImapBench],
+      ["SMTP", smtp, runSmtpBench],
+      ["edge", edge, runEdgeBench],
+      ["import", imports, runImportBench],
+    ] as const
   ) {
     if (args === null) continue;
     try {

@@ -14,6 +14,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { OutboundQueue } from "../src/queue/queue.ts";
 import { acceptOutbound } from "./outbound.ts";
 import { parsePushSubscription, type PushRegistry } from "./push.ts";
+import type { RelayStore } from "./relay.ts";
 import { ProtocolError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
@@ -30,8 +31,12 @@ import {
   type SealedItem,
 } from "../src/wire/edge_api.ts";
 import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } from "./inbound.ts";
+import { wellKnownApp, type WellKnownDeps } from "./wellknown.ts";
+import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
 
-export interface EdgeDeps extends InboundDeps {
+export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
+  /** Relay mailboxes for sync envelopes; without it the relay routes answer 503. */
+  relay?: RelayStore;
   /** Web Push: device subscriptions and the VAPID public key phones subscribe with. */
   push?: { registry: PushRegistry; vapidPublicKey: string; allowInsecureEndpoints?: boolean };
   /** The relay queue for homes' outbound mail; without it `POST /v1/outbound` answers 503. */
@@ -39,7 +44,9 @@ export interface EdgeDeps extends InboundDeps {
   now?: () => number;
 }
 
-type Env = { Variables: { home: string; device: string; body: Uint8Array | null } };
+type Env = {
+  Variables: { home: string; device: string; party: string; body: Uint8Array | null };
+};
 
 const deviceIdPattern = /^dev-[A-Za-z0-9_-]{8,60}$/;
 
@@ -70,11 +77,17 @@ async function bodyOf(c: Context): Promise<Uint8Array | null> {
 }
 
 function parseJson<T>(body: Uint8Array | null): T {
+  let value: unknown;
   try {
-    return JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
+    value = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
   } catch {
     throw new ProtocolError("BAD", "the request body is not valid JSON");
   }
+  // Every request body is an object; `null` or `[]` reached the handlers and answered 500 (fuzzing).
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("BAD", "the request body must be a JSON object");
+  }
+  return value as T;
 }
 
 function pathOf(c: Context): string {
@@ -98,6 +111,10 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
   app.notFound((c) => c.json({ error: "no such route" }, 404));
 
   app.get("/v1/health", (c) => c.json({ ok: true }));
+  // MTA-STS policy and mail client autoconfiguration (docs/setup.md).
+  app.route("/", wellKnownApp(deps));
+  // ACME HTTP-01 (RFC 8555 §8.3): tokens are in KV, so any edge process answers the CA.
+  app.route("/", acmeChallengeApp(new KvAcmeChallenges(store.kv)));
 
   // Registration: signed by the key being pinned, which proves the home holds it.
   app.post("/v1/homes", async (c) => {
@@ -281,6 +298,74 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     const device = (await store.device(c.get("device")))!;
     await deps.push?.registry.remove(pushAccountId(device.home, device.account), c.get("device"));
     return c.json({ subscribed: false });
+  });
+
+  // Relay mailboxes: a home and its devices exchange sealed sync envelopes through the edge.
+  /** The home a party (a home id or a device id) belongs to, or null. */
+  const homeOf = async (party: string): Promise<string | null> => {
+    if (party.startsWith("home-")) return (await store.home(party)) ? party : null;
+    return (await store.device(party))?.home ?? null;
+  };
+  const signedByParty: MiddlewareHandler<Env> = async (c, next) => {
+    if (!deps.relay) throw new ProtocolError("NO", "this edge relays no sync", { http: 503 });
+    const body = await bodyOf(c);
+    const party = await verifyRequest(
+      { method: c.req.method, path: pathOf(c), headers: c.req.raw.headers, body },
+      {
+        publicKeyOf: async (id) =>
+          id.startsWith("home-")
+            ? await store.homeKey(id)
+            : (await store.device(id))?.publicKey ?? null,
+        claimNonce: (id, nonce, ttl) =>
+          store.claimNonce(id.startsWith("home-") ? id : `device:${id}`, nonce, ttl),
+        now,
+      },
+    );
+    c.set("party", party);
+    c.set("body", body);
+    await next();
+  };
+  const ownMailbox: MiddlewareHandler<Env> = async (c, next) => {
+    if (c.get("party") !== c.req.param("id")) {
+      throw new ProtocolError("NO", "only its owner reads a relay mailbox", { http: 403 });
+    }
+    await next();
+  };
+
+  app.post("/v1/relay/:id", signedByParty, async (c) => {
+    const to = c.req.param("id");
+    const [mine, theirs] = await Promise.all([homeOf(c.get("party")), homeOf(to)]);
+    if (!theirs || mine !== theirs) {
+      throw new ProtocolError("NO", "envelopes go only between a home and its devices", {
+        http: 403,
+      });
+    }
+    const id = await deps.relay!.post(to, c.get("body") ?? new Uint8Array());
+    return c.json({ id }, 201);
+  });
+
+  app.get("/v1/relay/:id", signedByParty, ownMailbox, async (c) => {
+    const me = c.get("party");
+    const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
+    const deadline = now() + wait;
+    for (;;) {
+      const { items, more } = await deps.relay!.list(me, limits.edgePullItems);
+      if (items.length || now() >= deadline || store.closing) {
+        return c.json({
+          items: items.map((i) => ({ id: i.id, at: i.at, envelope: base64(i.envelope) })),
+          more,
+        });
+      }
+      await deps.relay!.wait(me, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
+    }
+  });
+
+  app.post("/v1/relay/:id/ack", signedByParty, ownMailbox, async (c) => {
+    const req = parseJson<AckRequest>(c.get("body"));
+    if (!Array.isArray(req.ids) || req.ids.some((id) => typeof id !== "string")) {
+      throw new ProtocolError("BAD", "ids must be a list of envelope ids");
+    }
+    return c.json({ deleted: await deps.relay!.ack(c.get("party"), req.ids) });
   });
 
   // Inbound mail from an HTTP mail front: the same rules as the SMTP front.

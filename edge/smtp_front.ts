@@ -32,6 +32,8 @@ export interface SmtpFrontOptions extends InboundDeps {
 
 export interface SmtpFront {
   port: number;
+  /** Replaces the STARTTLS certificate for new sessions (an ACME renewal). */
+  setCertificate(cert: CertificatePem): void;
   close(): Promise<void>;
 }
 
@@ -89,5 +91,9 @@ export async function startSmtpFront(opts: SmtpFrontOptions): Promise<SmtpFront>
     },
   });
   const port = await listenOn(server, opts.listen, opts.port);
-  return { port, close: () => closeServer(server) };
+  return {
+    port,
+    setCertificate: (cert) => server.updateSecureContext({ key: cert.keyPem, cert: cert.certPem }),
+    close: () => closeServer(server),
+  };
 }

@@ -29,6 +29,7 @@ import { sha256, toBase64Url, toHex } from "../src/encoding.ts";
 import { ProtocolError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
 import { addressKey } from "../src/mail/address_key.ts";
+import { commitRetrying } from "../src/kv.ts";
 import type { EdgeAccount } from "../src/wire/edge_api.ts";
 
 /** Sealed bytes kept in the item record itself (KV values are at most 64 KiB). */
@@ -111,6 +112,13 @@ function newItemId(now: number): string {
   return `${now.toString(36).padStart(9, "0")}${rand}`;
 }
 
+/** Adds to a small memo, emptying it when full (its entries are cheap to recompute). */
+function remember(memo: Map<string, string>, key: string, value: string, max: number) {
+  if (memo.has(key)) return;
+  if (memo.size >= max) memo.clear();
+  memo.set(key, value);
+}
+
 function itemTime(id: string): number {
   return parseInt(id.slice(0, 9), 36);
 }
@@ -122,6 +130,11 @@ export class EdgeStore {
   #flushing = false;
   #closing = false;
   readonly #waiters = new Map<string, Set<() => void>>();
+  // SHA-256 (WebCrypto, async) was a tenth of the CPU per inbound message: a front sends
+  // every message with one token, and mail comes to few addresses. Bounded; only hashes of
+  // known tokens and addresses are kept, and KV is still read every time.
+  readonly #frontHashes = new Map<string, string>();
+  readonly #addressKeys = new Map<string, string>();
 
   constructor(kv: Deno.Kv, opts: { now?: () => number } = {}) {
     this.kv = kv;
@@ -153,10 +166,11 @@ export class EdgeStore {
     const homeId = `home-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
     const home: HomeRecord = { publicKey, domains: [domain], created: this.now() };
     // One commit: the token is spent exactly once, even with two edges racing.
-    const res = await this.kv.atomic().check(pairing).delete(key)
-      .set(["edge", "home", homeId], home)
-      .set(["edge", "domain", domain], homeId)
-      .commit();
+    const res = await commitRetrying(() =>
+      this.kv.atomic().check(pairing).delete(key)
+        .set(["edge", "home", homeId], home)
+        .set(["edge", "domain", domain], homeId)
+    );
     if (!res.ok) throw new ProtocolError("NO", "the pairing token was just used", { http: 409 });
     return { homeId, domain };
   }
@@ -173,8 +187,9 @@ export class EdgeStore {
   /** Records a request nonce; false when it was seen before (a replay). */
   async claimNonce(keyId: string, nonce: string, ttlMs: number): Promise<boolean> {
     const key = ["edge", "nonce", keyId, nonce];
-    const res = await this.kv.atomic().check({ key, versionstamp: null })
-      .set(key, 1, { expireIn: ttlMs }).commit();
+    const res = await commitRetrying(() =>
+      this.kv.atomic().check({ key, versionstamp: null }).set(key, 1, { expireIn: ttlMs })
+    );
     return res.ok;
   }
 
@@ -229,9 +244,10 @@ export class EdgeStore {
     if (at < 1 || !domain) return { kind: "not-ours" };
     const home = (await this.kv.get<string>(["edge", "domain", domain])).value;
     if (!home) return { kind: "not-ours" };
-    const addr = (await this.kv.get<AddressRecord>(["edge", "addr", await addressKey(address)]))
-      .value;
+    const key = this.#addressKeys.get(address) ?? await addressKey(address);
+    const addr = (await this.kv.get<AddressRecord>(["edge", "addr", key])).value;
     if (!addr || addr.home !== home) return { kind: "unknown-user" };
+    remember(this.#addressKeys, address, key, 4096);
     const acct = (await this.kv.get<AccountRecord>(["edge", "account", home, addr.account])).value;
     if (!acct) return { kind: "unknown-user" };
     return { kind: "account", home, account: addr.account, recipient: acct.recipient };
@@ -437,8 +453,9 @@ export class EdgeStore {
       const cur = await this.kv.get<number>(key);
       const used = cur.value ?? 0;
       if (used + n > perHour) return false;
-      const res = await this.kv.atomic().check(cur).set(key, used + n, { expireIn: 2 * 3600_000 })
-        .commit();
+      const res = await commitRetrying(() =>
+        this.kv.atomic().check(cur).set(key, used + n, { expireIn: 2 * 3600_000 })
+      );
       if (res.ok) return true;
     }
     throw new Error("the rate counter is too contended");
@@ -477,7 +494,9 @@ export class EdgeStore {
   }
 
   async frontName(token: string): Promise<string | null> {
-    const rec = await this.kv.get<{ name: string }>(["edge", "front", await tokenHash(token)]);
+    const hash = this.#frontHashes.get(token) ?? await tokenHash(token);
+    const rec = await this.kv.get<{ name: string }>(["edge", "front", hash]);
+    if (rec.value) remember(this.#frontHashes, token, hash, 64);
     return rec.value?.name ?? null;
   }
 

@@ -116,10 +116,11 @@ export async function publishAccounts(
   kv: Deno.Kv,
   link: EdgeLinkConfig,
   key: SigningKey,
+  signal?: AbortSignal,
 ): Promise<number> {
   const accounts = await edgeAccounts(kv);
   await expectOk(
-    await signedFetch(link.url, link.homeId, key, "PUT", "/v1/home/accounts", { accounts }),
+    await signedFetch(link.url, link.homeId, key, "PUT", "/v1/home/accounts", { accounts }, signal),
     "publishing the accounts",
   ).then((r) => r.body?.cancel());
   return accounts.length;
@@ -168,6 +169,12 @@ export interface EdgeLinkOptions {
   republishMs?: number;
   /** Backoff after a failure: first delay and cap. */
   backoffMs?: [number, number];
+  /**
+   * How long the edge may take to answer, beyond the long-poll wait, before the link drops
+   * the connection and reconnects (default 30 s). A connection cut without a FIN or RST
+   * (a NAT or a route gone) would otherwise hold the link for ever.
+   */
+  replyTimeoutMs?: number;
 }
 
 export interface RunningEdgeLink {
@@ -188,7 +195,11 @@ export function startEdgeLink(opts: EdgeLinkOptions): RunningEdgeLink {
   const { link } = opts;
   const stopping = new AbortController();
   const [firstBackoff, maxBackoff] = opts.backoffMs ?? [1_000, 60_000];
+  const replyTimeout = opts.replyTimeoutMs ?? 30_000;
   let stored = 0;
+  /** Ends a request when the link stops or the edge has not answered `ms` (plus the reply time). */
+  const bounded = (ms = 0) =>
+    AbortSignal.any([stopping.signal, AbortSignal.timeout(ms + replyTimeout)]);
 
   async function storeItem(key: SigningKey, item: SealedItem): Promise<boolean> {
     let sealed: Uint8Array;
@@ -236,7 +247,7 @@ export function startEdgeLink(opts: EdgeLinkOptions): RunningEdgeLink {
     while (!stopping.signal.aborted) {
       try {
         if (Date.now() - published > (opts.republishMs ?? 10 * 60_000)) {
-          const n = await publishAccounts(opts.kv, link, key);
+          const n = await publishAccounts(opts.kv, link, key, bounded());
           published = Date.now();
           log.info("edge-link.published", { accounts: n });
         }
@@ -249,7 +260,7 @@ export function startEdgeLink(opts: EdgeLinkOptions): RunningEdgeLink {
             "GET",
             `/v1/home/mail?wait=${wait}`,
             undefined,
-            stopping.signal,
+            bounded(wait * 1000),
           ),
           "pulling mail",
         );
@@ -260,7 +271,15 @@ export function startEdgeLink(opts: EdgeLinkOptions): RunningEdgeLink {
         if (done.length) {
           // Acked only now that every one of them is durable here.
           await expectOk(
-            await signedFetch(link.url, link.homeId, key, "POST", "/v1/home/ack", { ids: done }),
+            await signedFetch(
+              link.url,
+              link.homeId,
+              key,
+              "POST",
+              "/v1/home/ack",
+              { ids: done },
+              bounded(),
+            ),
             "acknowledging mail",
           ).then((r) => r.body?.cancel());
           stored += done.length;

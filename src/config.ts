@@ -23,6 +23,14 @@ export interface HearthConfig {
   homeHttpPort: number;
   edgeSmtpPort: number;
   edgeHttpPort: number;
+  /** The edge's HTTPS port (autoconfig, MTA-STS policy); 443 in production. */
+  edgeHttpsPort: number;
+  /** The edge's public host name: the domain's MX and the MTA-STS policy's `mx`. Default: hostname. */
+  edgeHostname: string;
+  /** The public host name mail clients use for IMAP and submission (the home box). Default: hostname. */
+  mailHostname: string;
+  /** MTA-STS policy mode (RFC 8461 §5): `testing` until the operator has a public certificate. */
+  mtaStsMode: "testing" | "enforce";
   /** scrypt work factor for password wrapping (age's default is 18). */
   scryptLogN: number;
 }
@@ -39,6 +47,10 @@ export const defaultConfig: Omit<HearthConfig, "dataDir"> = {
   homeHttpPort: 8081,
   edgeSmtpPort: 2525,
   edgeHttpPort: 8080,
+  edgeHttpsPort: 8443,
+  edgeHostname: "",
+  mailHostname: "",
+  mtaStsMode: "testing",
   scryptLogN: 18,
 };
 
@@ -71,7 +83,11 @@ export async function loadConfig(
   const logN = Deno.env.get("HEARTH_SCRYPT_LOG_N");
   if (logN) env.scryptLogN = Number(logN);
   const clean = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  return { ...defaultConfig, ...saved, ...env, ...clean, dataDir };
+  const merged = { ...defaultConfig, ...saved, ...env, ...clean, dataDir };
+  // Empty host names follow `hostname`: one machine serving everything needs no more.
+  merged.edgeHostname ||= merged.hostname;
+  merged.mailHostname ||= merged.hostname;
+  return merged;
 }
 
 /** Writes the configuration that `hearth init` chose. */

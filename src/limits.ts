@@ -90,6 +90,9 @@ export const limits = {
   edgeOutboundPerHour: 2000,
   /** Edge: bytes of inbound HTTP messages being sealed at once (beyond it, 503 and retry). */
   edgeInboundBytesInFlight: 256 * 1024 * 1024,
+  /** Edge relay: largest sync envelope (one KV value), and envelopes one mailbox may hold. */
+  relayEnvelopeBytes: 60 * 1024,
+  relayMailboxItems: 10_000,
   /** Mail arrivals for one device within this window become one Web Push (docs/push.md). */
   pushDebounceMs: 5 * 1000,
 } as const;

@@ -21,6 +21,7 @@
 import { normaliseLineEndings } from "../mail/line_endings.ts";
 import { limits } from "../limits.ts";
 import { ProtocolError } from "../errors.ts";
+import { commitRetrying } from "../kv.ts";
 
 /** Plaintext bytes per chunk; with nonce and tag it stays below the 64 KiB value limit. */
 const chunkBytes = 60 * 1024;
@@ -190,8 +191,10 @@ export class OutboundQueue {
       chunks,
       envelope: await this.#sealEnvelope(id, { from, recipients }),
     };
-    const res = await this.#kv.atomic().check({ key: ["queue", "item", id], versionstamp: null })
-      .set(["queue", "item", id], record).commit();
+    const res = await commitRetrying(() =>
+      this.#kv.atomic().check({ key: ["queue", "item", id], versionstamp: null })
+        .set(["queue", "item", id], record)
+    );
     if (!res.ok) throw new Error("queue item commit was refused");
     for (const listener of this.#listeners) listener();
     return id;
