@@ -30,6 +30,9 @@ Commands:
   edge add-home --domain D   a one-time token that links a home box serving domain D
   edge add-front --name N    a bearer token for an HTTP mail front (POST /v1/inbound)
   edge status [--format text|json]   homes, accounts and mail waiting at the edge
+  phone pair ADDRESS    show a one-time code that pairs a phone with the account (home box)
+  phone join CODE       join an account as a phone (state in --data, default ./hearth-phone)
+  phone sync | ls [MAILBOX] | flag ID [FLAG…] | move ID MAILBOX   the phone's mailbox
   init --domain D       prepare a data directory: configuration, keys, certificates
     [--account ADDRESS --password-stdin] [--edge here|URL [--token T]] [--edge-hostname H]
                         (asks for what is missing on a terminal; never overwrites a key)
@@ -549,6 +552,89 @@ It posts mail with: Authorization: Bearer TOKEN to POST /v1/inbound`);
   );
 }
 
+async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
+  const { Phone } = await import("./sync/phone/client.ts");
+  const { DirectoryStorage } = await import("./sync/phone/directory_storage.ts");
+  if (sub === "pair") {
+    const address = rest[0];
+    if (!address) throw new UsageError("usage: hearth phone pair ADDRESS [--password-stdin]");
+    const config = await configFrom(args);
+    const link = await readEdgeLink(config.dataDir);
+    if (!link) {
+      throw new UsageError("this home box is not linked to an edge; run hearth home link first");
+    }
+    const { kv } = await openStore(config);
+    try {
+      const password = await readPassword(args, `Password for ${address}:`);
+      const { startPairing } = await import("./home/phones.ts");
+      const pairing = await startPairing({ dataDir: config.dataDir, kv, link }, address, password);
+      console.log(`On the phone, run (within 10 minutes):
+
+  hearth phone join ${pairing.code}
+`);
+      const device = await pairing.done;
+      console.log(`Paired ${device} with ${address}.`);
+    } finally {
+      kv.close();
+    }
+    return;
+  }
+  const storage = new DirectoryStorage(flag(args, "data") ?? "./hearth-phone");
+  if (sub === "join") {
+    if (!rest[0]) throw new UsageError("usage: hearth phone join CODE [--data DIR]");
+    let phone;
+    try {
+      phone = await Phone.join(rest[0], storage);
+    } catch (e) {
+      if (e instanceof TypeError) throw new UsageError(e.message);
+      throw e;
+    }
+    const report = await phone.sync();
+    console.log(`Joined as ${phone.device} for ${phone.address}; ${report.received} updates.`);
+    return;
+  }
+  const phone = await Phone.open(storage).catch((e) => {
+    throw new UsageError((e as Error).message);
+  });
+  if (sub === "sync") {
+    const r = await phone.sync();
+    console.log(
+      `Synced: ${r.received} in, ${r.sent} out, ${r.requests} requests, ` +
+        `${r.bytesIn} bytes in, ${r.bytesOut} bytes out.`,
+    );
+  } else if (sub === "ls") {
+    const list = phone.list(rest[0]);
+    for (const m of list) {
+      console.log(
+        `${m.id.slice(0, 16)}  ${new Date(m.date).toISOString().slice(0, 16)}  ` +
+          `${m.mailboxName}  ${m.flags.join(" ") || "-"}  ${m.size} bytes`,
+      );
+    }
+    if (!list.length) console.log("No messages.");
+  } else if (sub === "flag" || sub === "move") {
+    const [prefix, ...more] = rest;
+    if (!prefix) {
+      throw new UsageError(
+        `usage: hearth phone ${sub} ID ${sub === "flag" ? "[FLAG…]" : "MAILBOX"}`,
+      );
+    }
+    const matches = phone.list().filter((m) => m.id.startsWith(prefix));
+    if (matches.length !== 1) {
+      throw new UsageError(`${matches.length ? "several messages" : "no message"} match ${prefix}`);
+    }
+    if (sub === "flag") await phone.flag(matches[0].id, more);
+    else {
+      if (!more[0]) throw new UsageError("usage: hearth phone move ID MAILBOX");
+      await phone.move(matches[0].id, more[0]).catch((e) => {
+        throw new UsageError((e as Error).message);
+      });
+    }
+    console.log(`Changed; "hearth phone sync" sends it.`);
+  } else {
+    throw new UsageError(`unknown phone command "${sub}"; see hearth --help`);
+  }
+}
+
 async function cmdHomeLink(args: Args, url: string | undefined, token: string | undefined) {
   if (!url || !token) throw new UsageError("usage: hearth home link EDGE_URL TOKEN");
   const config = await configFrom(args);
@@ -606,6 +692,8 @@ async function main(argv: string[]) {
         throw new UsageError(`unknown home command "${sub}"; see hearth --help`);
       }
       return await cmdHome(args);
+    case "phone":
+      return await cmdPhone(args, sub, args.positional.slice(2));
     case "edge":
       return await cmdEdge(args, sub);
     default:

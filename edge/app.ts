@@ -274,6 +274,29 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     await next();
   };
 
+  // Pairing boxes (sync/pairing.ts): a new phone posts its hello, unauthenticated but bound by
+  // an HMAC the edge cannot check or forge; the home that made the code reads it, signed.
+  app.post("/v1/pairing/:box", async (c) => {
+    const box = c.req.param("box");
+    if (!/^[0-9a-f]{64}$/.test(box)) throw new ProtocolError("BAD", "no such pairing box");
+    const body = await bodyOf(c) ?? new Uint8Array();
+    if (body.length > 4096) throw new ProtocolError("NO", "a hello is small", { http: 413 });
+    parseJson(body);
+    const key = ["edge", "pairbox", box];
+    const res = await store.kv.atomic().check({ key, versionstamp: null })
+      .set(key, body, { expireIn: limits.pairingBoxMs }).commit();
+    if (!res.ok) throw new ProtocolError("NO", "this pairing code was already used", { http: 409 });
+    return c.json({ posted: true }, 201);
+  });
+
+  app.get("/v1/home/pairing/:box", async (c) => {
+    const got = await store.kv.get<Uint8Array>(["edge", "pairbox", c.req.param("box")]);
+    if (!got.value) throw new ProtocolError("NO", "no hello yet", { http: 404 });
+    return c.body(got.value as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "application/json",
+    });
+  });
+
   app.get("/v1/push/key", (c) => {
     if (!deps.push) throw new ProtocolError("NO", "this edge sends no push", { http: 503 });
     return c.json({ publicKey: deps.push.vapidPublicKey });

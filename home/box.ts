@@ -27,6 +27,7 @@ import { ensureDkimKey, signingPreparer } from "./queue/dkim.ts";
 import { MailauthMtaSts } from "../src/queue/mta_sts.ts";
 import { homeDelivery } from "./queue/local.ts";
 import { EdgeTransport } from "./queue/edge_transport.ts";
+import { startPhoneService } from "./phones.ts";
 import { lockDataDir } from "./lock.ts";
 import {
   type EdgeLinkConfig,
@@ -243,6 +244,8 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   }
   // Mail waiting at the edge comes home once the listeners are up (DESIGN.md, Edge).
   const edge = link ? startEdgeLink({ dataDir: config.dataDir, kv, blobs, registry, link }) : null;
+  // Paired phones sync through the edge's relay (docs/sync.md).
+  const phones = link ? startPhoneService({ dataDir: config.dataDir, kv, registry, link }) : null;
   return {
     config,
     kv,
@@ -253,6 +256,7 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
     submission,
     edge,
     async close() {
+      await phones?.stop();
       await edge?.stop();
       await collecting;
       await mx?.close();

@@ -44,6 +44,7 @@ export class DocHost {
   readonly #place = new Map<string, Place>();
   readonly #idAt = new Map<string, Map<number, string>>();
   readonly #unsubscribe: () => void;
+  readonly #listeners = new Set<() => void>();
   #saveTimer: ReturnType<typeof setTimeout> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #closed = false;
@@ -231,6 +232,7 @@ export class DocHost {
     if (changed.length) {
       this.doc.edit(changed);
       this.#scheduleSave();
+      for (const l of this.#listeners) l();
     }
   }
 
@@ -293,6 +295,12 @@ export class DocHost {
         }
       }
     });
+  }
+
+  /** Calls `listener` after the home recorded changes of its own (phones have news). */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async close(): Promise<void> {

@@ -90,6 +90,8 @@ export const limits = {
   edgeOutboundPerHour: 2000,
   /** Edge: bytes of inbound HTTP messages being sealed at once (beyond it, 503 and retry). */
   edgeInboundBytesInFlight: 256 * 1024 * 1024,
+  /** How long a phone's pairing hello waits at the edge for its home box. */
+  pairingBoxMs: 10 * 60 * 1000,
   /** Edge relay: largest sync envelope (one KV value), and envelopes one mailbox may hold. */
   relayEnvelopeBytes: 60 * 1024,
   relayMailboxItems: 10_000,

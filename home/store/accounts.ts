@@ -8,7 +8,12 @@
  * address, so no address is written in clear.
  */
 import { limits } from "../../src/limits.ts";
-import { generateAccountKey, unwrapIdentity, wrapIdentity } from "../../src/crypto/age.ts";
+import {
+  generateAccountKey,
+  recipientOf,
+  unwrapIdentity,
+  wrapIdentity,
+} from "../../src/crypto/age.ts";
 import { deriveIndexKey, encryptIndex } from "../../src/crypto/index_key.ts";
 import { addressKey, normaliseAddress } from "../../src/mail/address_key.ts";
 import { sha256, toHex } from "../../src/encoding.ts";
@@ -175,7 +180,10 @@ interface Unlocked {
   store: AccountStore;
   sessions: number;
   idleTimer?: ReturnType<typeof setTimeout>;
-  /** Verifies later logins without scrypt while unlocked: SHA-256(salt || password), memory only. */
+  /**
+   * Verifies later logins without scrypt while unlocked: SHA-256(salt || password), memory
+   * only; empty when unlocked by identity, until the first password login.
+   */
   salt: Uint8Array;
   verifier: string;
   /** SHA-256 of the password-wrapped identity the verifier belongs to: a new password changes it. */
@@ -277,6 +285,12 @@ export class AccountRegistry {
           open.verifier = await this.#verifier(open.salt, password);
           open.wrappedHash = wrappedHash;
         }
+        if (!open.verifier) {
+          // Unlocked with the identity (a phone lent it after a restart): no password seen yet.
+          if (!(await unwrapIdentity(rec.wrapped, password))) break;
+          open.salt = crypto.getRandomValues(new Uint8Array(16));
+          open.verifier = await this.#verifier(open.salt, password);
+        }
         if (await this.#verifier(open.salt, password) !== open.verifier) break;
         if (this.#open.get(id) !== open) continue; // locked while we hashed
         this.#retain(open);
@@ -290,6 +304,8 @@ export class AccountRegistry {
         opening.finally(() => this.#opening.delete(id)).catch(() => {});
       }
       const unlocked = await opening;
+      // Unlocked by identity meanwhile: the open branch above checks this password.
+      if (unlocked && !unlocked.verifier) continue;
       if (unlocked) {
         if (await this.#verifier(unlocked.salt, password) !== unlocked.verifier) break;
         if (this.#open.get(id) !== unlocked) continue;
@@ -348,6 +364,70 @@ export class AccountRegistry {
       u.idleTimer = setTimeout(() => this.#lock(store.id), this.#idleMs);
       Deno.unrefTimer(u.idleTimer as unknown as number);
     }
+  }
+
+  /**
+   * Holds an account that is unlocked now, like a session (the phone service keeps the
+   * accounts of paired phones open); null when it is locked. Release it like a login.
+   */
+  hold(id: string): AccountStore | null {
+    const u = this.#open.get(id);
+    if (!u) return null;
+    this.#retain(u);
+    return u.store;
+  }
+
+  /**
+   * Unlocks an account with its identity instead of its password (a paired phone lends it to
+   * a restarted home box, docs/sync.md) and holds it. Null when the identity is not the
+   * account's.
+   */
+  async holdWithIdentity(id: string, identity: string): Promise<AccountStore | null> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const held = this.hold(id);
+      if (held) return held;
+      const pending = this.#opening.get(id);
+      if (pending) {
+        await pending;
+        continue;
+      }
+      // Registered as the account's one unlock in progress, so a login at the same moment
+      // shares this store instead of opening a second writer.
+      const opening = this.#unlockWithIdentity(id, identity);
+      this.#opening.set(id, opening);
+      opening.finally(() => this.#opening.delete(id)).catch(() => {});
+      const u = await opening;
+      if (!u) return null;
+      this.#retain(u);
+      return u.store;
+    }
+    return null;
+  }
+
+  async #unlockWithIdentity(id: string, identity: string): Promise<Unlocked | null> {
+    const rec = (await this.#kv.get<AccountRecord>(["account", id])).value;
+    if (!rec) return null;
+    try {
+      if ((await recipientOf(identity)) !== rec.recipient) return null;
+    } catch {
+      return null;
+    }
+    await this.#closing.get(id);
+    const store = await AccountStore.open(this.#kv, this.#blobs, id, {
+      identity,
+      recipient: rec.recipient,
+      indexKey: await deriveIndexKey(identity),
+    }, this.#storeOptions);
+    const unlocked: Unlocked = {
+      store,
+      sessions: 0,
+      salt: new Uint8Array(),
+      verifier: "",
+      wrappedHash: toHex(await sha256(rec.wrapped)),
+    };
+    this.#open.set(id, unlocked);
+    log.info("account.unlocked", { account: id, by: "identity" });
+    return unlocked;
   }
 
   /** An unlocked account's store, if it is unlocked now (for local delivery without a password). */

@@ -12,6 +12,7 @@
  * ```
  */
 import * as age from "age-encryption";
+import { sealX25519 } from "./age_seal.ts";
 
 /** An account's age key pair: `AGE-SECRET-KEY-1…` and `age1…`. */
 export interface AccountKey {
@@ -35,11 +36,17 @@ export async function recipientOf(identity: string): Promise<string> {
   }
 }
 
-/** Seals bytes to an age recipient. */
-export async function sealToRecipient(data: Uint8Array, recipient: string): Promise<Uint8Array> {
-  const e = new age.Encrypter();
-  e.addRecipient(recipient);
-  return await e.encrypt(data);
+/**
+ * Seals bytes to an X25519 age recipient (`age1…`); TypeError on anything else.
+ * Uses the native-crypto encrypter in age_seal.ts, several times faster than
+ * the library's Encrypter on the per-message hot path.
+ */
+export function sealToRecipient(data: Uint8Array, recipient: string): Promise<Uint8Array> {
+  try {
+    return Promise.resolve(sealX25519(data, recipient));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** Opens an age file with an identity. Throws when the file is not for this identity or is damaged. */

@@ -1,0 +1,387 @@
+/**
+ * The home box's side of phone sync (docs/sync.md): pairing new phones, and
+ * a loop that takes envelopes from the home's relay mailbox on the edge,
+ * merges each phone's changes into the account document and the IMAP state,
+ * and sends every paired phone what it lacks when the home changes.
+ *
+ * Everything goes through the edge, outbound only, signed with the home key;
+ * envelopes are sealed to each device (sync/envelope.ts).
+ *
+ * @example
+ * ```ts
+ * const pairing = await startPairing({ dataDir, kv, link }, "me@example.org", password);
+ * console.log(pairing.code);
+ * await pairing.done; // the phone joined
+ * const service = startPhoneService({ dataDir, kv, registry, link });
+ * ```
+ */
+import { generateAccountKey } from "../src/crypto/age.ts";
+import type { SigningKey } from "../src/crypto/device.ts";
+import { fromBase64Url, toHex } from "../src/encoding.ts";
+import { UsageError } from "../src/errors.ts";
+import { log } from "../src/log.ts";
+import { signRequest } from "../src/wire/signed_request.ts";
+import { openEnvelope, sealEnvelope } from "../sync/envelope.ts";
+import { decodeMessage, encodeMessage, type SyncMessage } from "../sync/messages.ts";
+import {
+  checkHello,
+  encodePairingCode,
+  type Hello,
+  newPairingSecret,
+  pairingBoxId,
+  type PairingCode,
+} from "../sync/pairing.ts";
+import { Reassembler, splitPayload } from "../sync/parts.ts";
+import { SyncPeer } from "../sync/peer.ts";
+import { type EdgeLinkConfig, homeSigningKey } from "./edge_link.ts";
+import { type AccountRegistry, identityFor, loginKey } from "./store/accounts.ts";
+import type { AccountStore } from "./store/account_store.ts";
+import { DocHost } from "./sync_host.ts";
+
+/** A paired phone, as the home keeps it. */
+interface PhoneRecord {
+  account: string;
+  publicKey: string;
+  recipient: string;
+  created: number;
+}
+
+/** Envelope bytes per relay post (the edge's limit, with room for the age header). */
+const partBytes = 60 * 1024 - 512;
+
+/** The home box's envelope key (age X25519), made on first use; phones seal to it. */
+export async function homeEnvelopeKey(
+  dataDir: string,
+): Promise<{ identity: string; recipient: string }> {
+  const path = `${dataDir}/home-envelope.key`;
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const key = await generateAccountKey();
+  try {
+    await Deno.writeTextFile(path, JSON.stringify(key) + "\n", { mode: 0o600, createNew: true });
+    return key;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    return JSON.parse(await Deno.readTextFile(path));
+  }
+}
+
+interface EdgeCaller {
+  link: EdgeLinkConfig;
+  key: SigningKey;
+}
+
+async function call(
+  edge: EdgeCaller,
+  method: string,
+  path: string,
+  body: Uint8Array | null,
+  signal?: AbortSignal,
+): Promise<Response> {
+  const headers = await signRequest(edge.key, edge.link.homeId, method, path, body);
+  if (body) headers["content-type"] = "application/octet-stream";
+  return await fetch(new URL(path, edge.link.url), {
+    method,
+    headers,
+    body: body as Uint8Array<ArrayBuffer> | null,
+    signal,
+  });
+}
+
+async function expectOk(res: Response, what: string): Promise<Response> {
+  if (res.ok) return res;
+  const reason = await res.json().then((j) => j.error, () => res.statusText);
+  throw new Error(`${what}: the edge answered ${res.status} (${reason})`);
+}
+
+/** Seals `message` to a device in envelope-sized parts and posts them to its relay mailbox. */
+async function sendTo(
+  edge: EdgeCaller,
+  device: string,
+  recipient: string,
+  message: SyncMessage,
+): Promise<number> {
+  let bytes = 0;
+  for (const part of splitPayload(encodeMessage(message), partBytes)) {
+    const sealed = await sealEnvelope(part, { id: edge.link.homeId, key: edge.key }, {
+      id: device,
+      recipient,
+    });
+    bytes += sealed.length;
+    await expectOk(await call(edge, "POST", `/v1/relay/${device}`, sealed), "sending to a phone")
+      .then((r) => r.body?.cancel());
+  }
+  return bytes;
+}
+
+export interface PairingOptions {
+  dataDir: string;
+  kv: Deno.Kv;
+  link: EdgeLinkConfig;
+  /** How long to wait for the phone. */
+  waitMs?: number;
+}
+
+/**
+ * Starts pairing a phone with the account at `address` (its password proves
+ * the right to hand out the identity). Returns the code to show and a
+ * promise that resolves with the new device id once the phone joined.
+ */
+export async function startPairing(
+  opts: PairingOptions,
+  address: string,
+  password: string,
+): Promise<{ code: string; device: string; done: Promise<string> }> {
+  const identity = await identityFor(opts.kv, address, password);
+  if (!identity) throw new UsageError(`that password does not open ${address}`);
+  const account = (await opts.kv.get<string>(["login", await loginKey(address)])).value!;
+  const key = await homeSigningKey(opts.dataDir);
+  const edge: EdgeCaller = { link: opts.link, key };
+  const code: PairingCode = {
+    edge: opts.link.url,
+    homeId: opts.link.homeId,
+    homeKey: key.publicKey,
+    device: `dev-${toHex(crypto.getRandomValues(new Uint8Array(12)))}`,
+    secret: newPairingSecret(),
+  };
+  const box = await pairingBoxId(code.secret);
+  const done = (async () => {
+    const deadline = Date.now() + (opts.waitMs ?? 10 * 60_000);
+    let hello: Hello | null = null;
+    while (!hello) {
+      if (Date.now() > deadline) throw new UsageError("no phone joined in time; run it again");
+      const res = await call(edge, "GET", `/v1/home/pairing/${box}`, null);
+      if (res.status === 404) {
+        await res.body?.cancel();
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      hello = await (await expectOk(res, "reading the pairing box")).json();
+    }
+    if (!(await checkHello(code, hello!))) {
+      throw new UsageError("the phone's answer does not match the code; pairing refused");
+    }
+    await expectOk(
+      await call(
+        edge,
+        "PUT",
+        `/v1/home/devices/${code.device}`,
+        new TextEncoder().encode(JSON.stringify({ account, publicKey: hello!.publicKey })),
+      ),
+      "registering the phone",
+    ).then((r) => r.body?.cancel());
+    const record: PhoneRecord = {
+      account,
+      publicKey: hello!.publicKey,
+      recipient: hello!.recipient,
+      created: Date.now(),
+    };
+    await opts.kv.set(["phone", code.device], record);
+    const envelopeKey = await homeEnvelopeKey(opts.dataDir);
+    await sendTo(edge, code.device, record.recipient, {
+      kind: "welcome",
+      welcome: {
+        account,
+        address,
+        identity,
+        homeRecipient: envelopeKey.recipient,
+        homeKey: key.publicKey,
+        homeId: opts.link.homeId,
+      },
+    });
+    log.info("phone.paired", { device: code.device });
+    return code.device;
+  })();
+  return { code: encodePairingCode(code), device: code.device, done };
+}
+
+export interface PhoneServiceOptions {
+  dataDir: string;
+  kv: Deno.Kv;
+  registry: AccountRegistry;
+  link: EdgeLinkConfig;
+  waitSeconds?: number;
+  /** Delay that gathers the home's changes into one message per phone. */
+  pushDelayMs?: number;
+}
+
+export interface PhoneService {
+  stop(): Promise<void>;
+}
+
+interface AccountSync {
+  store: AccountStore;
+  host: DocHost;
+  peers: Map<string, SyncPeer>;
+  unsubscribe: () => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** Runs phone sync for every paired phone until stopped. */
+export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
+  const stopping = new AbortController();
+  const accounts = new Map<string, AccountSync>();
+  const parts = new Map<string, Reassembler>();
+  let edge: EdgeCaller;
+  let envelopeKey: { identity: string; recipient: string };
+
+  const phone = async (device: string) => (await opts.kv.get<PhoneRecord>(["phone", device])).value;
+
+  const phonesOf = async (account: string): Promise<[string, PhoneRecord][]> => {
+    const out: [string, PhoneRecord][] = [];
+    for await (const e of opts.kv.list<PhoneRecord>({ prefix: ["phone"] })) {
+      if (e.key.length === 2 && e.value.account === account) out.push([String(e.key[1]), e.value]);
+    }
+    return out;
+  };
+
+  const peerFor = async (acct: AccountSync, device: string): Promise<SyncPeer> => {
+    let peer = acct.peers.get(device);
+    if (!peer) {
+      const saved = (await opts.kv.get<Uint8Array>(["phone", device, "sync"])).value;
+      peer = new SyncPeer(acct.host.doc, saved);
+      acct.peers.set(device, peer);
+    }
+    return peer;
+  };
+
+  const savePeer = (device: string, peer: SyncPeer) =>
+    opts.kv.set(["phone", device, "sync"], peer.state());
+
+  /** Sends each phone of the account what it lacks (after the home changed). */
+  const pushChanges = async (acct: AccountSync) => {
+    for (const [device, rec] of await phonesOf(acct.store.id)) {
+      const peer = await peerFor(acct, device);
+      for (const frame of peer.start()) {
+        await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
+      }
+      await savePeer(device, peer);
+    }
+  };
+
+  /** The account's document, opened when the account is unlocked; null when it is locked. */
+  const accountSync = async (account: string, identity?: string) => {
+    const have = accounts.get(account);
+    if (have) return have;
+    const store = identity
+      ? await opts.registry.holdWithIdentity(account, identity)
+      : opts.registry.hold(account);
+    if (!store) return null;
+    const host = await DocHost.open(opts.kv, store);
+    const acct: AccountSync = { store, host, peers: new Map(), unsubscribe: () => {} };
+    acct.unsubscribe = host.onChange(() => {
+      if (acct.timer) return;
+      acct.timer = setTimeout(() => {
+        acct.timer = undefined;
+        pushChanges(acct).catch((e) => log.warn("phone.push-failed", { error: e }));
+      }, opts.pushDelayMs ?? 300);
+    });
+    accounts.set(account, acct);
+    return acct;
+  };
+
+  const handle = async (device: string, rec: PhoneRecord, m: SyncMessage) => {
+    if (m.kind === "unlock") {
+      if (m.account !== rec.account) return;
+      const acct = await accountSync(rec.account, m.identity);
+      if (!acct) log.warn("phone.unlock-refused", { device });
+      return;
+    }
+    if (m.kind !== "sync") return;
+    const acct = await accountSync(rec.account);
+    if (!acct) {
+      // Nobody has unlocked the account since the box started: ask the phone for the identity.
+      await sendTo(edge, device, rec.recipient, { kind: "state", state: "locked" });
+      return;
+    }
+    const peer = await peerFor(acct, device);
+    const before = acct.host.doc.heads();
+    let replies: Uint8Array[];
+    try {
+      replies = peer.receive(m.frame);
+    } catch (e) {
+      log.warn("phone.bad-frame", { device, error: (e as Error).message });
+      return;
+    }
+    await acct.host.applyRemote(acct.host.doc.editsSince(before));
+    for (const frame of replies) await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
+    await savePeer(device, peer);
+  };
+
+  const loop = (async () => {
+    edge = { link: opts.link, key: await homeSigningKey(opts.dataDir) };
+    envelopeKey = await homeEnvelopeKey(opts.dataDir);
+    const me = { id: opts.link.homeId, identity: envelopeKey.identity };
+    const keyOf = async (id: string) => (await phone(id))?.publicKey ?? null;
+    let backoff = 1_000;
+    // Phones of accounts already unlocked get the home's news from the start.
+    for await (const e of opts.kv.list<PhoneRecord>({ prefix: ["phone"] })) {
+      if (e.key.length === 2) await accountSync(e.value.account);
+    }
+    while (!stopping.signal.aborted) {
+      try {
+        const wait = opts.waitSeconds ?? 25;
+        const res = await expectOk(
+          await call(
+            edge,
+            "GET",
+            `/v1/relay/${opts.link.homeId}?wait=${wait}`,
+            null,
+            AbortSignal.any([stopping.signal, AbortSignal.timeout(wait * 1000 + 30_000)]),
+          ),
+          "reading the relay mailbox",
+        );
+        const { items } = await res.json() as { items: { id: string; envelope: string }[] };
+        for (const item of items) {
+          try {
+            const bytes = fromBase64Url(
+              item.envelope.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""),
+            );
+            const { sender, payload } = await openEnvelope(bytes, me, keyOf);
+            let r = parts.get(sender);
+            if (!r) parts.set(sender, r = new Reassembler());
+            const whole = r.add(payload);
+            const rec = await phone(sender);
+            if (whole && rec) await handle(sender, rec, decodeMessage(whole));
+          } catch (e) {
+            log.warn("phone.envelope-dropped", { error: (e as Error).message });
+          }
+        }
+        if (items.length) {
+          await expectOk(
+            await call(
+              edge,
+              "POST",
+              `/v1/relay/${opts.link.homeId}/ack`,
+              new TextEncoder().encode(JSON.stringify({ ids: items.map((i) => i.id) })),
+            ),
+            "acknowledging envelopes",
+          ).then((r) => r.body?.cancel());
+        }
+        backoff = 1_000;
+      } catch (e) {
+        if (stopping.signal.aborted) break;
+        log.warn("phone.relay-failed", { error: (e as Error).message, retryInMs: backoff });
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 60_000);
+      }
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping.abort();
+      await loop.catch(() => {});
+      for (const acct of accounts.values()) {
+        clearTimeout(acct.timer);
+        acct.unsubscribe();
+        await acct.host.close();
+        opts.registry.release(acct.store);
+      }
+      accounts.clear();
+    },
+  };
+}

@@ -1,0 +1,345 @@
+/**
+ * The phone side of Hearth (docs/sync.md): a replica of the account
+ * document, kept current in one short exchange with the home box through the
+ * edge's relay mailboxes, run when a push wakes the phone or the user acts.
+ * No connection stays open and nothing polls while idle.
+ *
+ * The core uses only web APIs (fetch, WebCrypto) and two small interfaces:
+ * {@linkcode PhoneStorage} for what it keeps and `fetch` for the network, so
+ * it runs in Deno (`hearth phone`) and in a browser.
+ *
+ * @example
+ * ```ts
+ * const phone = await Phone.join(code, storage);
+ * await phone.sync();
+ * for (const m of phone.list("INBOX")) console.log(m.id, m.flags);
+ * ```
+ */
+import { generateAccountKey } from "../../src/crypto/age.ts";
+import { generateSigningKey, type SigningKey } from "../../src/crypto/device.ts";
+import { fromBase64Url } from "../../src/encoding.ts";
+import { signRequest } from "../../src/wire/signed_request.ts";
+import { AccountDoc, type DocMessage } from "../doc.ts";
+import { openEnvelope, sealEnvelope } from "../envelope.ts";
+import { decodeMessage, encodeMessage, type SyncMessage, type Welcome } from "../messages.ts";
+import { decodePairingCode, makeHello, pairingBoxId } from "../pairing.ts";
+import { Reassembler, splitPayload } from "../parts.ts";
+import { SyncPeer } from "../peer.ts";
+
+/** Where the phone keeps its state (files in Deno, IndexedDB in a browser). */
+export interface PhoneStorage {
+  get(key: string): Promise<Uint8Array | null>;
+  set(key: string, value: Uint8Array): Promise<void>;
+}
+
+interface DeviceState {
+  device: string;
+  signing: SigningKey;
+  age: { identity: string; recipient: string };
+  edge: string;
+  homeId: string;
+  homeKey: string;
+  welcome?: Welcome;
+}
+
+export interface PhoneOptions {
+  fetch?: typeof fetch;
+  /** Envelope size on the relay (the edge's limit). */
+  envelopeBytes?: number;
+}
+
+/** A message as the phone lists it. */
+export interface PhoneMessage extends DocMessage {
+  id: string;
+  mailboxName: string;
+}
+
+export interface SyncReport {
+  /** HTTP requests this exchange made. */
+  requests: number;
+  received: number;
+  sent: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
+
+export class Phone {
+  readonly #storage: PhoneStorage;
+  readonly #fetch: typeof fetch;
+  readonly #envelopeBytes: number;
+  #state: DeviceState;
+  doc: AccountDoc;
+  #peer: SyncPeer;
+  readonly #parts = new Reassembler();
+  /** Every HTTP request since this object was made (the battery test counts them). */
+  requests = 0;
+
+  private constructor(
+    storage: PhoneStorage,
+    state: DeviceState,
+    doc: AccountDoc,
+    syncState: Uint8Array | null,
+    opts: PhoneOptions,
+  ) {
+    this.#storage = storage;
+    this.#state = state;
+    this.doc = doc;
+    this.#peer = new SyncPeer(doc, syncState);
+    this.#fetch = opts.fetch ?? fetch;
+    this.#envelopeBytes = opts.envelopeBytes ?? 60 * 1024;
+  }
+
+  get device(): string {
+    return this.#state.device;
+  }
+
+  get address(): string | undefined {
+    return this.#state.welcome?.address;
+  }
+
+  /** The account identity (for opening sealed messages), once paired. */
+  get identity(): string | undefined {
+    return this.#state.welcome?.identity;
+  }
+
+  /**
+   * Joins the account behind a pairing code from `hearth phone pair`: posts
+   * this phone's keys, then waits (up to `waitMs`) for the home's welcome.
+   */
+  static async join(
+    codeText: string,
+    storage: PhoneStorage,
+    opts: PhoneOptions & { waitMs?: number } = {},
+  ): Promise<Phone> {
+    const code = decodePairingCode(codeText);
+    const signing = await generateSigningKey();
+    const age = await generateAccountKey();
+    const state: DeviceState = {
+      device: code.device,
+      signing,
+      age,
+      edge: code.edge,
+      homeId: code.homeId,
+      homeKey: code.homeKey,
+    };
+    const phone = new Phone(storage, state, AccountDoc.empty(), null, opts);
+    const hello = await makeHello(code, { publicKey: signing.publicKey, recipient: age.recipient });
+    const res = await phone.#request(
+      "POST",
+      `/v1/pairing/${await pairingBoxId(code.secret)}`,
+      enc(hello),
+      false,
+    );
+    if (!res.ok) {
+      throw new Error(`the edge refused the pairing (${res.status}): ${await errorOf(res)}`);
+    }
+    await phone.#save();
+    const deadline = Date.now() + (opts.waitMs ?? 10 * 60_000);
+    // The home registers this device once it has checked the hello: until then the edge
+    // does not know the key and answers 401.
+    while (!phone.#state.welcome) {
+      if (Date.now() > deadline) throw new Error("the home box did not answer the pairing in time");
+      const got = await phone.#fetchEnvelopes(5);
+      if (got === null) await new Promise((r) => setTimeout(r, 500));
+      else await phone.#handle(got.messages, []);
+      if (got?.ids.length) await phone.#ack(got.ids);
+    }
+    await phone.#save();
+    return phone;
+  }
+
+  /** Opens a phone that joined before. */
+  static async open(storage: PhoneStorage, opts: PhoneOptions = {}): Promise<Phone> {
+    const raw = await storage.get("device");
+    if (!raw) throw new Error("this phone has not joined an account yet (hearth phone join CODE)");
+    const state = dec<DeviceState>(raw);
+    const docBytes = await storage.get("doc");
+    const doc = docBytes ? AccountDoc.load(docBytes) : AccountDoc.empty();
+    return new Phone(storage, state, doc, await storage.get("sync"), opts);
+  }
+
+  async #save() {
+    await this.#storage.set("device", enc(this.#state));
+    await this.#storage.set("doc", this.doc.save());
+    await this.#storage.set("sync", this.#peer.state());
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+    signed = true,
+  ): Promise<Response> {
+    this.requests++;
+    const headers: Record<string, string> = signed
+      ? await signRequest(this.#state.signing, this.#state.device, method, path, body)
+      : {};
+    if (body) headers["content-type"] = "application/octet-stream";
+    return await this.#fetch(new URL(path, this.#state.edge), {
+      method,
+      headers,
+      body: body as Uint8Array<ArrayBuffer> | null,
+    });
+  }
+
+  /** Envelopes waiting for this phone, opened and reassembled; null while not registered. */
+  async #fetchEnvelopes(
+    waitSeconds = 0,
+  ): Promise<{ ids: string[]; messages: SyncMessage[]; bytes: number } | null> {
+    const res = await this.#request(
+      "GET",
+      `/v1/relay/${this.#state.device}?wait=${waitSeconds}`,
+      null,
+    );
+    if (res.status === 401 && !this.#state.welcome) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
+    const text = await res.text();
+    const body = JSON.parse(text) as { items: { id: string; envelope: string }[] };
+    const messages: SyncMessage[] = [];
+    const me = { id: this.#state.device, identity: this.#state.age.identity };
+    const keyOf = (id: string) =>
+      Promise.resolve(id === this.#state.homeId ? this.#state.homeKey : null);
+    for (const item of body.items) {
+      try {
+        const { payload } = await openEnvelope(fromBase64(item.envelope), me, keyOf);
+        const whole = this.#parts.add(payload);
+        if (whole) messages.push(decodeMessage(whole));
+      } catch (e) {
+        // A damaged or foreign envelope is dropped (and acked): it can never be opened.
+        console.warn(`hearth phone: dropped an envelope: ${(e as Error).message}`);
+      }
+    }
+    return { ids: body.items.map((i) => i.id), messages, bytes: text.length };
+  }
+
+  async #ack(ids: string[]) {
+    const res = await this.#request(
+      "POST",
+      `/v1/relay/${this.#state.device}/ack`,
+      enc({ ids }),
+    );
+    await res.body?.cancel();
+  }
+
+  async #send(messages: SyncMessage[]): Promise<number> {
+    const w = this.#state.welcome;
+    if (!w || !messages.length) return 0;
+    let bytes = 0;
+    for (const m of messages) {
+      for (const part of splitPayload(encodeMessage(m), this.#envelopeBytes - 512)) {
+        const sealed = await sealEnvelope(
+          part,
+          { id: this.#state.device, key: this.#state.signing },
+          { id: w.homeId, recipient: w.homeRecipient },
+        );
+        bytes += sealed.length;
+        const res = await this.#request("POST", `/v1/relay/${w.homeId}`, sealed);
+        if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
+        await res.body?.cancel();
+      }
+    }
+    return bytes;
+  }
+
+  /** Applies received messages; what to answer goes to `out`. */
+  async #handle(messages: SyncMessage[], out: SyncMessage[]) {
+    for (const m of messages) {
+      if (m.kind === "welcome") {
+        this.#state.welcome = m.welcome;
+      } else if (m.kind === "sync") {
+        for (const frame of this.#peer.receive(m.frame)) out.push({ kind: "sync", frame });
+      } else if (m.kind === "state" && m.state === "locked" && this.#state.welcome) {
+        // The home box restarted and nobody has logged in: lend it the identity (docs/sync.md).
+        out.push({
+          kind: "unlock",
+          account: this.#state.welcome.account,
+          identity: this.#state.welcome.identity,
+        });
+        out.push(...this.#peer.start().map((frame) => ({ kind: "sync" as const, frame })));
+      }
+    }
+    await Promise.resolve();
+  }
+
+  /**
+   * One exchange: fetch what waits for this phone, apply it, send what the
+   * home lacks, acknowledge. Call it when a push arrives or the user acts.
+   */
+  async sync(): Promise<SyncReport> {
+    const before = this.requests;
+    const got = await this.#fetchEnvelopes(0);
+    const out: SyncMessage[] = [];
+    await this.#handle(got?.messages ?? [], out);
+    if (!out.some((m) => m.kind === "sync")) {
+      out.push(...this.#peer.start().map((frame) => ({ kind: "sync" as const, frame })));
+    }
+    const bytesOut = await this.#send(out);
+    if (got?.ids.length) await this.#ack(got.ids);
+    await this.#save();
+    return {
+      requests: this.requests - before,
+      received: got?.messages.length ?? 0,
+      sent: out.length,
+      bytesIn: got?.bytes ?? 0,
+      bytesOut,
+    };
+  }
+
+  /** Messages in a mailbox (by name), newest first; all when no name is given. */
+  list(mailbox?: string): PhoneMessage[] {
+    const boxes = this.doc.mailboxes();
+    const out: PhoneMessage[] = [];
+    for (const [id, m] of this.doc.messages()) {
+      const name = boxes.get(m.mailbox)?.name ?? "?";
+      if (mailbox !== undefined && name !== mailbox) continue;
+      out.push({ ...m, id, mailboxName: name });
+    }
+    return out.sort((a, b) => b.date - a.date);
+  }
+
+  /** Sets a message's flags; sent at the next sync. */
+  async flag(id: string, flags: string[]) {
+    if (!this.doc.message(id)) throw new Error(`no message ${id} on this phone`);
+    this.doc.edit([{ kind: "flags", id, flags }]);
+    await this.#save();
+  }
+
+  /** Moves a message to the mailbox named `mailbox`; sent at the next sync. */
+  async move(id: string, mailbox: string) {
+    if (!this.doc.message(id)) throw new Error(`no message ${id} on this phone`);
+    const target = [...this.doc.mailboxes()].find(([, b]) => b.name === mailbox);
+    if (!target) throw new Error(`no mailbox ${mailbox}`);
+    this.doc.edit([{ kind: "move", id, mailbox: target[0] }]);
+    await this.#save();
+  }
+}
+
+function fromBase64(text: string): Uint8Array {
+  return fromBase64Url(text.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""));
+}
+
+async function errorOf(res: Response): Promise<string> {
+  try {
+    return (await res.json()).error ?? res.statusText;
+  } catch {
+    return res.statusText;
+  }
+}
+
+/** Keeps a phone's state in memory (tests). */
+export class MemoryStorage implements PhoneStorage {
+  readonly values = new Map<string, Uint8Array>();
+  get(key: string) {
+    return Promise.resolve(this.values.get(key) ?? null);
+  }
+  set(key: string, value: Uint8Array) {
+    this.values.set(key, value);
+    return Promise.resolve();
+  }
+}
