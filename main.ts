@@ -42,6 +42,9 @@ Commands:
   dns [--format bind|json]  the DNS records to publish: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT,
                         SRV and autoconfig names (docs/setup.md)
   queue [list|retry ID|retry --all|delete ID] [--format text|json]  the outbound queue
+  doctor [--format text|json]  check DNS, certificate, ports, edge link, queue, backups, disk
+                        and clock; says how to fix each problem; exit code 1 if one fails
+  status [--format text|json]  one screen: accounts, storage, queue, edge link, backups
   import imaps://USER@HOST[:PORT] --to ADDRESS [--dry-run] [--ca FILE] [--progress-every S]
                         copy every folder (flags, keywords, dates) from an IMAP provider into an
                         account; resumable; imap:// uses STARTTLS; the home box must be stopped.
@@ -306,6 +309,35 @@ async function cmdDns(args: Args) {
     console.log(`; DNS records for ${config.domain}: add them at your DNS provider.`);
     console.log(formatBind(records));
   } else throw new UsageError(`unknown --format "${format}"; use bind or json`);
+}
+
+async function cmdDoctor(args: Args) {
+  const config = await configFrom(args);
+  await openStore(config).then(({ kv }) => kv.close()); // a clear error outside a data directory
+  const format = flag(args, "format") ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`unknown --format "${format}"; use text or json`);
+  }
+  const { doctorContext, doctorExitCode, formatDoctor, runDoctor } = await import(
+    "./home/doctor.ts"
+  );
+  const { SystemDoctorResolver } = await import("./home/doctor_dns.ts");
+  const results = await runDoctor(
+    await doctorContext(config, { resolver: new SystemDoctorResolver() }),
+  );
+  console.log(format === "json" ? JSON.stringify(results, null, 2) : formatDoctor(results));
+  Deno.exitCode = doctorExitCode(results);
+}
+
+async function cmdStatus(args: Args) {
+  const config = await configFrom(args);
+  const format = flag(args, "format") ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`unknown --format "${format}"; use text or json`);
+  }
+  const { boxStatus, formatStatus } = await import("./home/status.ts");
+  const status = await boxStatus(config);
+  console.log(format === "json" ? JSON.stringify(status, null, 2) : formatStatus(status));
 }
 
 async function runHome(config: HearthConfig, args: Args, edge?: Edge) {
@@ -668,6 +700,10 @@ async function main(argv: string[]) {
       return await cmdDeliver(args);
     case "dns":
       return await cmdDns(args);
+    case "doctor":
+      return await cmdDoctor(args);
+    case "status":
+      return await cmdStatus(args);
     case "queue":
       return await runQueueCommand(await configFrom(args), {
         action: sub,

@@ -60,10 +60,20 @@ export async function makeCertificateAuthority(name: string): Promise<Certificat
   return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
-/** Issues a server certificate for host names and IP addresses, valid for about two years. */
+/** When a certificate is valid; {@linkcode issueServerCertificate} defaults to about two years. */
+export interface Validity {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * Issues a server certificate for host names and IP addresses, valid for about two years
+ * (from a day ago) unless `validity` says otherwise (tests make expired ones).
+ */
 export async function issueServerCertificate(
   ca: CertificateAuthority,
   names: string[],
+  validity?: Validity,
 ): Promise<ServerCertificate> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await crypto.subtle.importKey(
@@ -79,8 +89,8 @@ export async function issueServerCertificate(
     serialNumber: randomSerial(),
     subject: `CN=${names[0]}`,
     issuer: caCert.subject,
-    notBefore: new Date(Date.now() - dayMs),
-    notAfter: new Date(Date.now() + 800 * dayMs),
+    notBefore: validity?.notBefore ?? new Date(Date.now() - dayMs),
+    notAfter: validity?.notAfter ?? new Date(Date.now() + 800 * dayMs),
     signingKey: caKey,
     publicKey: keys.publicKey,
     signingAlgorithm: algorithm,
@@ -94,6 +104,22 @@ export async function issueServerCertificate(
     ],
   });
   return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** What `hearth doctor` checks of a certificate: its validity and the names it covers. */
+export interface CertificateInfo extends Validity {
+  subject: string;
+  /** Subject alternative names: DNS names and IP addresses. */
+  names: string[];
+}
+
+/** Reads the first certificate of a PEM file. Throws on anything that is not one. */
+export function certificateInfo(pem: string): CertificateInfo {
+  const cert = new x509.X509Certificate(pem);
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = (san?.names.items ?? []).filter((n) => n.type === "dns" || n.type === "ip")
+    .map((n) => n.value);
+  return { subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter, names };
 }
 
 async function fileExists(path: string): Promise<boolean> {
