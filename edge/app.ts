@@ -37,6 +37,8 @@ import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
 export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
   /** Relay mailboxes for sync envelopes; without it the relay routes answer 503. */
   relay?: RelayStore;
+  /** Called when an envelope was posted to a device's relay mailbox (Web Push). */
+  onRelay?: (device: string) => void;
   /** Web Push: device subscriptions and the VAPID public key phones subscribe with. */
   push?: { registry: PushRegistry; vapidPublicKey: string; allowInsecureEndpoints?: boolean };
   /** The relay queue for homes' outbound mail; without it `POST /v1/outbound` answers 503. */
@@ -317,6 +319,37 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     return c.json({ subscribed: true });
   });
 
+  // What waits at the edge for the device's account: a phone shows new mail while its home box
+  // is offline. Read-only: only the home acks (deletes) items.
+  app.get("/v1/devices/:id/mail", signedByDevice, async (c) => {
+    return c.json({ items: await deviceMail(c.get("device"), ""), more: false });
+  });
+
+  /** Sealed items of a device's account waiting here, newer than `since`. */
+  async function deviceMail(deviceId: string, since: string): Promise<SealedItem[]> {
+    const device = await store.device(deviceId);
+    if (!device) return [];
+    const { items } = await store.list(device.home, limits.edgePullItems);
+    let inline = 0;
+    const out: SealedItem[] = [];
+    for (const i of items) {
+      if (i.account !== device.account || i.id <= since) continue;
+      const item: SealedItem = {
+        id: i.id,
+        account: i.account,
+        size: i.size,
+        arrived: i.arrived,
+        sealedSize: i.sealedSize,
+      };
+      if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
+        inline += i.inline.length;
+        item.sealed = base64(i.inline);
+      }
+      out.push(item);
+    }
+    return out;
+  }
+
   app.delete("/v1/devices/:id/push", signedByDevice, async (c) => {
     const device = (await store.device(c.get("device")))!;
     await deps.push?.registry.remove(pushAccountId(device.home, device.account), c.get("device"));
@@ -364,6 +397,8 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       });
     }
     const id = await deps.relay!.post(to, c.get("body") ?? new Uint8Array());
+    // A phone is woken by push to fetch it (it does not poll).
+    if (!to.startsWith("home-")) deps.onRelay?.(to);
     return c.json({ id }, 201);
   });
 
@@ -374,9 +409,16 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     for (;;) {
       const { items, more } = await deps.relay!.list(me, limits.edgePullItems);
       if (items.length || now() >= deadline || store.closing) {
+        // `?mail=ID` (a device): also the account's mail waiting here newer than ID ("" for
+        // all), so one request brings a phone both its envelopes and new sealed messages.
+        const since = c.req.query("mail");
+        const mail = since !== undefined && !me.startsWith("home-")
+          ? await deviceMail(me, since)
+          : undefined;
         return c.json({
           items: items.map((i) => ({ id: i.id, at: i.at, envelope: base64(i.envelope) })),
           more,
+          mail,
         });
       }
       await deps.relay!.wait(me, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));

@@ -180,6 +180,15 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     ? new CachingResolver(opts.resolver)
     : opts.resolver;
   const inbound = { store, hostname: opts.hostname, resolver, onArrival };
+  const onRelay = (deviceId: string) => {
+    store.device(deviceId).then(async (device) => {
+      if (!device) return;
+      const regs = await registry.list(pushAccountId(device.home, device.account));
+      for (const r of regs) {
+        if (r.deviceId === deviceId) notifier.notify(r.deviceId, r.subscription, "mail");
+      }
+    }).catch((e) => log.warn("edge.push-lookup-failed", { error: e }));
+  };
   const mxResolver = opts.outbound?.resolver ?? opts.resolver ?? new SystemResolver();
   const runner = startQueueRunner({
     queue,
@@ -199,6 +208,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     ...inbound,
     queue,
     relay: new RelayStore(store.kv),
+    onRelay,
     push: {
       registry,
       vapidPublicKey: vapid.publicKey,

@@ -225,8 +225,8 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   const stopping = new AbortController();
   const accounts = new Map<string, AccountSync>();
   const parts = new Map<string, Reassembler>();
-  let edge: EdgeCaller;
-  let envelopeKey: { identity: string; recipient: string };
+  let edge!: EdgeCaller;
+  let envelopeKey!: { identity: string; recipient: string };
 
   const phone = async (device: string) => (await opts.kv.get<PhoneRecord>(["phone", device])).value;
 
@@ -253,6 +253,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
 
   /** Sends each phone of the account what it lacks (after the home changed). */
   const pushChanges = async (acct: AccountSync) => {
+    await ready;
     for (const [device, rec] of await phonesOf(acct.store.id)) {
       const peer = await peerFor(acct, device);
       for (const frame of peer.start()) {
@@ -262,10 +263,22 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     }
   };
 
+  const opening = new Map<string, Promise<AccountSync | null>>();
   /** The account's document, opened when the account is unlocked; null when it is locked. */
-  const accountSync = async (account: string, identity?: string) => {
+  const accountSync = (account: string, identity?: string): Promise<AccountSync | null> => {
     const have = accounts.get(account);
-    if (have) return have;
+    if (have) return Promise.resolve(have);
+    // One opening per account at a time: an unlock and a phone's message may race.
+    let p = opening.get(account);
+    if (!p) {
+      p = openAccount(account, identity);
+      opening.set(account, p);
+      p.finally(() => opening.delete(account)).catch(() => {});
+    }
+    return p;
+  };
+
+  const openAccount = async (account: string, identity?: string) => {
     const store = identity
       ? await opts.registry.holdWithIdentity(account, identity)
       : opts.registry.hold(account);
@@ -280,6 +293,9 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       }, opts.pushDelayMs ?? 300);
     });
     accounts.set(account, acct);
+    // What happened while no document was open (mail fetched from the edge, IMAP changes)
+    // was reconciled by DocHost.open: tell the phones.
+    pushChanges(acct).catch((e) => log.warn("phone.push-failed", { error: e }));
     return acct;
   };
 
@@ -311,9 +327,20 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     await savePeer(device, peer);
   };
 
-  const loop = (async () => {
+  // An account unlocked by a login (or a phone) gets its document opened if it has phones.
+  const stopUnlock = opts.registry.onUnlock((account) => {
+    phonesOf(account).then((phones) => {
+      if (phones.length && !stopping.signal.aborted) return accountSync(account);
+    }).catch((e) => log.warn("phone.open-failed", { error: e }));
+  });
+
+  const ready = (async () => {
     edge = { link: opts.link, key: await homeSigningKey(opts.dataDir) };
     envelopeKey = await homeEnvelopeKey(opts.dataDir);
+  })();
+
+  const loop = (async () => {
+    await ready;
     const me = { id: opts.link.homeId, identity: envelopeKey.identity };
     const keyOf = async (id: string) => (await phone(id))?.publicKey ?? null;
     let backoff = 1_000;
@@ -373,6 +400,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
 
   return {
     async stop() {
+      stopUnlock();
       stopping.abort();
       await loop.catch(() => {});
       for (const acct of accounts.values()) {

@@ -214,6 +214,7 @@ export class AccountRegistry {
   readonly #closing = new Map<string, Promise<void>>();
   readonly #idleMs: number;
   readonly #storeOptions: AccountStoreOptions;
+  readonly #unlockListeners = new Set<(id: string) => void>();
 
   constructor(kv: Deno.Kv, blobs: BlobStore, opts: AccountRegistryOptions = {}) {
     this.#kv = kv;
@@ -343,6 +344,7 @@ export class AccountRegistry {
       log.warn("store.orphan-collection-failed", { error: e })
     );
     this.#open.set(id, unlocked);
+    for (const l of this.#unlockListeners) l(id);
     log.info("account.unlocked", { account: id });
     return unlocked;
   }
@@ -364,6 +366,12 @@ export class AccountRegistry {
       u.idleTimer = setTimeout(() => this.#lock(store.id), this.#idleMs);
       Deno.unrefTimer(u.idleTimer as unknown as number);
     }
+  }
+
+  /** Calls `listener` with an account's id whenever it is unlocked (the phone service). */
+  onUnlock(listener: (id: string) => void): () => void {
+    this.#unlockListeners.add(listener);
+    return () => this.#unlockListeners.delete(listener);
   }
 
   /**
@@ -426,6 +434,7 @@ export class AccountRegistry {
       wrappedHash: toHex(await sha256(rec.wrapped)),
     };
     this.#open.set(id, unlocked);
+    for (const l of this.#unlockListeners) l(id);
     log.info("account.unlocked", { account: id, by: "identity" });
     return unlocked;
   }

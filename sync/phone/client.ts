@@ -17,7 +17,7 @@
  */
 import { generateAccountKey } from "../../src/crypto/age.ts";
 import { generateSigningKey, type SigningKey } from "../../src/crypto/device.ts";
-import { fromBase64Url } from "../../src/encoding.ts";
+import { fromBase64Url, sha256, toBase64Url, toHex } from "../../src/encoding.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
 import { AccountDoc, type DocMessage } from "../doc.ts";
 import { openEnvelope, sealEnvelope } from "../envelope.ts";
@@ -32,6 +32,18 @@ export interface PhoneStorage {
   set(key: string, value: Uint8Array): Promise<void>;
 }
 
+/** A message the edge holds for the account that the home box has not fetched yet. */
+interface PendingMail {
+  /** The edge's item id (ordered by arrival). */
+  item: string;
+  /** The blob id it will have at home (sha256 of the sealed bytes, as home/store/blobs.ts). */
+  blob: string;
+  size: number;
+  arrived: number;
+  /** The age file, base64url, when the edge sent it inline. */
+  sealed?: string;
+}
+
 interface DeviceState {
   device: string;
   signing: SigningKey;
@@ -40,6 +52,9 @@ interface DeviceState {
   homeId: string;
   homeKey: string;
   welcome?: Welcome;
+  /** Newest edge item seen, so each sync asks only for newer ones. */
+  lastItem?: string;
+  pending?: PendingMail[];
 }
 
 export interface PhoneOptions {
@@ -52,6 +67,8 @@ export interface PhoneOptions {
 export interface PhoneMessage extends DocMessage {
   id: string;
   mailboxName: string;
+  /** True for mail still waiting at the edge (the home box is offline): not yet in a folder. */
+  pending: boolean;
 }
 
 export interface SyncReport {
@@ -162,6 +179,10 @@ export class Phone {
   }
 
   async #save() {
+    if (this.#state.pending?.length) {
+      const blobs = new Set([...this.doc.messages()].map(([, m]) => m.blob));
+      this.#state.pending = this.#state.pending.filter((p) => !blobs.has(p.blob));
+    }
     await this.#storage.set("device", enc(this.#state));
     await this.#storage.set("doc", this.doc.save());
     await this.#storage.set("sync", this.#peer.state());
@@ -189,9 +210,10 @@ export class Phone {
   async #fetchEnvelopes(
     waitSeconds = 0,
   ): Promise<{ ids: string[]; messages: SyncMessage[]; bytes: number } | null> {
+    const mail = this.#state.welcome ? `&mail=${this.#state.lastItem ?? ""}` : "";
     const res = await this.#request(
       "GET",
-      `/v1/relay/${this.#state.device}?wait=${waitSeconds}`,
+      `/v1/relay/${this.#state.device}?wait=${waitSeconds}${mail}`,
       null,
     );
     if (res.status === 401 && !this.#state.welcome) {
@@ -200,7 +222,21 @@ export class Phone {
     }
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
     const text = await res.text();
-    const body = JSON.parse(text) as { items: { id: string; envelope: string }[] };
+    const body = JSON.parse(text) as {
+      items: { id: string; envelope: string }[];
+      mail?: { id: string; size: number; arrived: number; sealed?: string }[];
+    };
+    for (const m of body.mail ?? []) {
+      const sealed = m.sealed ? fromBase64(m.sealed) : null;
+      (this.#state.pending ??= []).push({
+        item: m.id,
+        blob: sealed ? await blobIdOf(sealed) : `edge-${m.id}`,
+        size: m.size,
+        arrived: m.arrived,
+        sealed: sealed ? toBase64Url(sealed) : undefined,
+      });
+      if (!this.#state.lastItem || m.id > this.#state.lastItem) this.#state.lastItem = m.id;
+    }
     const messages: SyncMessage[] = [];
     const me = { id: this.#state.device, identity: this.#state.age.identity };
     const keyOf = (id: string) =>
@@ -291,16 +327,57 @@ export class Phone {
     };
   }
 
-  /** Messages in a mailbox (by name), newest first; all when no name is given. */
+  /**
+   * Registers this phone's Web Push subscription (the browser's PushSubscription JSON) with
+   * the edge: from then on the edge wakes it when mail or a sync envelope arrives.
+   */
+  async subscribePush(subscription: unknown): Promise<void> {
+    const res = await this.#request(
+      "PUT",
+      `/v1/devices/${this.#state.device}/push`,
+      enc(subscription),
+    );
+    if (!res.ok) throw new Error(`the edge refused the subscription: ${await errorOf(res)}`);
+    await res.body?.cancel();
+  }
+
+  /**
+   * Messages in a mailbox (by name), newest first; all when no name is given. Mail still
+   * waiting at the edge is listed in INBOX as pending until the home box has it: the same
+   * sealed bytes become the same blob, so it never shows twice.
+   */
   list(mailbox?: string): PhoneMessage[] {
     const boxes = this.doc.mailboxes();
     const out: PhoneMessage[] = [];
+    const blobs = new Set<string>();
     for (const [id, m] of this.doc.messages()) {
+      blobs.add(m.blob);
       const name = boxes.get(m.mailbox)?.name ?? "?";
       if (mailbox !== undefined && name !== mailbox) continue;
-      out.push({ ...m, id, mailboxName: name });
+      out.push({ ...m, id, mailboxName: name, pending: false });
+    }
+    if (mailbox === undefined || mailbox === "INBOX") {
+      for (const p of this.#state.pending ?? []) {
+        if (blobs.has(p.blob)) continue;
+        out.push({
+          id: p.blob,
+          mailbox: "",
+          mailboxName: "INBOX",
+          flags: [],
+          date: p.arrived,
+          size: p.size,
+          blob: p.blob,
+          pending: true,
+        });
+      }
     }
     return out.sort((a, b) => b.date - a.date);
+  }
+
+  /** The sealed bytes of a pending message, if the edge sent them (open with {@linkcode identity}). */
+  pendingSealed(blob: string): Uint8Array | null {
+    const p = this.#state.pending?.find((x) => x.blob === blob);
+    return p?.sealed ? fromBase64Url(p.sealed) : null;
   }
 
   /** Sets a message's flags; sent at the next sync. */
@@ -318,6 +395,11 @@ export class Phone {
     this.doc.edit([{ kind: "move", id, mailbox: target[0] }]);
     await this.#save();
   }
+}
+
+/** The id the home box's blob store gives these sealed bytes (home/store/blobs.ts). */
+async function blobIdOf(sealed: Uint8Array): Promise<string> {
+  return toHex((await sha256(sealed)).subarray(0, 16));
 }
 
 function fromBase64(text: string): Uint8Array {

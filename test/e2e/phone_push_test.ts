@@ -1,0 +1,218 @@
+// The phone is driven by push only. (1) With the home box stopped, mail sent to the edge shows up
+// on the phone after one push-driven sync, and restarting home adds no duplicate anywhere.
+// (2) The battery model: over a day of 40 messages in 12 bursts (time compressed: the edge's
+// debounce is shortened), the phone makes requests only when a push wakes it, and none while idle.
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startEdge } from "../../edge/main.ts";
+import { type RecordedPush, RecordingPushSender } from "../../edge/push.ts";
+import { openSealed } from "../../src/crypto/age.ts";
+import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
+import { appendedMessage } from "./messages.ts";
+import { type HomeProcess, startHomeProcess, startTestBox, type TestBox } from "./harness.ts";
+
+const repoRoot = new URL("../../", import.meta.url).pathname;
+
+const subscription = {
+  endpoint: "https://push.example/sub/phone",
+  keys: {
+    p256dh:
+      "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    auth: "AAAAAAAAAAAAAAAAAAAAAA",
+  },
+};
+
+/** Pairs a phone with the box's account through `hearth phone pair` (the CLI). */
+async function pairPhone(box: TestBox): Promise<Phone> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "main.ts", "phone", "pair", box.address, "--password-stdin"],
+    cwd: repoRoot,
+    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(box.password + "\n"));
+  await w.close();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/hearth phone join (\S+)/.test(out)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`hearth phone pair ended: ${out}`);
+    out += value;
+  }
+  const phone = await Phone.join(out.match(/hearth phone join (\S+)/)![1], new MemoryStorage(), {
+    waitMs: 20_000,
+  });
+  while (!(await reader.read()).done) { /* drain */ }
+  assert((await child.status).success);
+  return phone;
+}
+
+async function until(what: string, ms: number, check: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A phone app that syncs exactly once per push, and never otherwise. */
+function pushDriven(phone: Phone, sender: RecordingPushSender) {
+  let handled = 0;
+  let busy = Promise.resolve();
+  const requestsAtPush: number[] = [];
+  const original = sender.send.bind(sender);
+  sender.send = (sub, payload, delivery) => {
+    const result = original(sub, payload, delivery);
+    busy = busy.then(async () => {
+      requestsAtPush.push(phone.requests);
+      await phone.sync();
+      handled++;
+    });
+    return result;
+  };
+  return {
+    get handled() {
+      return handled;
+    },
+    settled: () => busy,
+    requestsAtPush,
+  };
+}
+
+async function post(url: string, token: string, subject: string) {
+  const res = await fetch(`${url}/v1/inbound`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "hearth-rcpt-to": "me@hearth.localhost" },
+    body: appendedMessage(subject, `The body of ${subject}.`),
+  });
+  assertEquals(res.status, 200, await res.text());
+}
+
+Deno.test("with home stopped, mail reaches the phone by push; home's return adds no duplicate", async () => {
+  const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
+  const sender = new RecordingPushSender();
+  const edge = await startEdge({
+    dataDir: edgeDir,
+    hostname: "edge.localhost",
+    listen: "127.0.0.1",
+    httpPort: 0,
+    smtpPort: null,
+    push: { sender, mailDebounceMs: 100 },
+  });
+  let home: HomeProcess | undefined;
+  try {
+    const token = await edge.store.createPairing("hearth.localhost");
+    home = await startHomeProcess({ messages: [], edge: { url: edge.url, token } });
+    // The IMAP login unlocks the account at home (as the owner's client would).
+    const { RawImap } = await import("./raw_imap.ts");
+    const login = async () => {
+      const c = await RawImap.connect(home!.port);
+      await c.ok(`LOGIN ${home!.address} "${home!.password}"`);
+      return c;
+    };
+    let imap = await login();
+    const phone = await pairPhone(home);
+    await phone.subscribePush(subscription);
+    await until("the first sync", 20_000, async () => {
+      await phone.sync();
+      return phone.doc.mailboxes().size > 0;
+    });
+    imap.close();
+
+    await home.kill("SIGTERM");
+    const driver = pushDriven(phone, sender);
+    const front = await edge.store.createFrontToken("test");
+    await post(edge.url, front, "While home sleeps");
+    await until("a push", 10_000, () => driver.handled >= 1);
+    await driver.settled();
+    const pending = phone.list("INBOX");
+    assertEquals(pending.length, 1);
+    assert(pending[0].pending, "listed as waiting at the edge");
+    const raw = await openSealed(phone.pendingSealed(pending[0].blob)!, phone.identity!);
+    assert(new TextDecoder().decode(raw).includes("Subject: While home sleeps"));
+
+    await home.restart();
+    imap = await login();
+    await until("home to fetch it and tell the phone", 20_000, async () => {
+      await driver.settled();
+      const list = phone.list("INBOX");
+      return list.length === 1 && !list[0].pending;
+    });
+    assertEquals(phone.list().length, 1, "no duplicate on the phone");
+    await imap.ok("SELECT INBOX");
+    const search = await imap.ok("SEARCH ALL");
+    assertEquals(search.untagged.map((u) => u.text), ["* SEARCH 1"], "one message at home");
+    imap.close();
+  } finally {
+    await home?.kill("SIGKILL");
+    if (home) await Deno.remove(home.dataDir, { recursive: true }).catch(() => {});
+    await edge.close();
+    await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("battery model: over a day of 12 bursts the phone only talks when pushed", async () => {
+  const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
+  const sender = new RecordingPushSender();
+  const edge = await startEdge({
+    dataDir: edgeDir,
+    hostname: "edge.localhost",
+    listen: "127.0.0.1",
+    httpPort: 0,
+    smtpPort: null,
+    push: { sender, mailDebounceMs: 150 },
+  });
+  const token = await edge.store.createPairing("hearth.localhost");
+  const box = await startTestBox({ messages: [], edge: { url: edge.url, token } });
+  try {
+    const { RawImap } = await import("./raw_imap.ts");
+    const imap = await RawImap.connect(box.port);
+    await imap.ok(`LOGIN ${box.address} "${box.password}"`);
+    const phone = await pairPhone(box);
+    await phone.subscribePush(subscription);
+    await until("the first sync", 20_000, async () => {
+      await phone.sync();
+      return phone.doc.mailboxes().size > 0;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    await phone.sync();
+    const driver = pushDriven(phone, sender);
+    const front = await edge.store.createFrontToken("test");
+    const requestsBefore = phone.requests;
+    const pushesBefore = sender.sent.length;
+
+    // 40 messages in 12 bursts, quiet in between (a day, compressed).
+    const bursts = [3, 5, 2, 4, 3, 6, 1, 4, 3, 2, 4, 3];
+    assertEquals(bursts.reduce((a, b) => a + b), 40);
+    let n = 0;
+    const idleChecks: number[] = [];
+    for (const size of bursts) {
+      for (let i = 0; i < size; i++) await post(edge.url, front, `Burst mail ${++n}`);
+      await until("the burst to reach the phone", 20_000, async () => {
+        await driver.settled();
+        return phone.list("INBOX").filter((m) => !m.pending).length === n;
+      });
+      // Quiet: with no push, the phone makes no request at all.
+      const quiet = phone.requests;
+      await new Promise((r) => setTimeout(r, 400));
+      await driver.settled();
+      idleChecks.push(phone.requests - quiet - 0);
+    }
+    await driver.settled();
+    const pushes = sender.sent.length - pushesBefore;
+    const requests = phone.requests - requestsBefore;
+    assertEquals(phone.list("INBOX").length, 40);
+    // Every request was made inside a push-driven sync: requests = syncs × requests per sync.
+    assertEquals(driver.handled, pushes);
+    assert(requests <= pushes * 3, `${requests} requests for ${pushes} pushes`);
+    assert(pushes <= 40, `${pushes} pushes for 40 messages (debounced)`);
+    console.log(`battery model: ${pushes} pushes, ${requests} requests for 40 messages`);
+    imap.close();
+  } finally {
+    await box.stop();
+    await edge.close();
+    await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
+  }
+});
