@@ -319,6 +319,64 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     return c.json({ subscribed: true });
   });
 
+  // Chat from a phone (docs/sync.md): a mail with Chat-Version: 1.0 (the Delta Chat convention),
+  // from one of the device's own addresses. Recipients served by this edge get it sealed at once
+  // with an Urgency: high push; others through the relay queue like the home's outbound mail.
+  app.post("/v1/devices/:id/chat", signedByDevice, async (c) => {
+    const device = (await store.device(c.get("device")))!;
+    const raw = c.get("body") ?? new Uint8Array();
+    if (raw.length > limits.messageBytes) {
+      throw new ProtocolError("NO", "the message is too large", { http: 413 });
+    }
+    const head = new TextDecoder().decode(raw.subarray(0, Math.min(raw.length, 16 * 1024)));
+    if (!/^Chat-Version:\s*1\.0\s*$/im.test(head)) {
+      throw new ProtocolError("BAD", "a chat message carries Chat-Version: 1.0");
+    }
+    const from = c.req.query("from") ?? "";
+    const to = c.req.queries("to") ?? [];
+    const own = await store.route(from);
+    if (own.kind !== "account" || own.account !== device.account || own.home !== device.home) {
+      throw new ProtocolError("NO", `this device may not send as ${from}`, { http: 403 });
+    }
+    if (!to.length || to.length > limits.smtpRecipients) {
+      throw new ProtocolError("BAD", "name between one and 100 recipients");
+    }
+    const local: { address: string; route: AccountRoute }[] = [];
+    const remote: string[] = [];
+    for (const address of to) {
+      const route = await store.route(address);
+      if (route.kind === "account") local.push({ address, route });
+      else remote.push(address);
+    }
+    const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    if (local.length) {
+      await sealAndCommit({ ...deps, resolver: undefined }, {
+        raw,
+        recipients: local,
+        client: { ip: "", helo: "", sender: from },
+        kind: "chat",
+        received: (recipient) =>
+          receivedHeader({
+            helo: c.get("device"),
+            clientName: c.get("device"),
+            clientIp: "unknown",
+            by: deps.hostname,
+            protocol: "HTTP",
+            id,
+            recipient,
+            date: new Date(now()),
+          }),
+      });
+    }
+    if (remote.length) {
+      if (!deps.queue) {
+        throw new ProtocolError("NO", "this edge does not relay outbound mail", { http: 503 });
+      }
+      await acceptOutbound({ store, queue: deps.queue }, device.home, from, remote, raw);
+    }
+    return c.json({ local: local.length, remote: remote.length }, 202);
+  });
+
   // What waits at the edge for the device's account: a phone shows new mail while its home box
   // is offline. Read-only: only the home acks (deletes) items.
   app.get("/v1/devices/:id/mail", signedByDevice, async (c) => {

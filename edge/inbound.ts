@@ -30,7 +30,7 @@ export interface InboundDeps {
   /** DNS for SPF/DKIM/DMARC; without one no verdict is recorded. */
   resolver?: Resolver;
   /** Called with the home and account of every committed item (Web Push). */
-  onArrival?: (home: string, account: string) => void;
+  onArrival?: (home: string, account: string, kind?: "mail" | "chat") => void;
 }
 
 /** What the SMTP session knew about the client. */
@@ -78,6 +78,8 @@ export interface SealRequest {
   client: ClientContext;
   /** The `Received:` field for the copy addressed to `recipient`. */
   received(recipient: string): string;
+  /** A chat message (Chat-Version), which wakes phones with `Urgency: high`. */
+  kind?: "mail" | "chat";
 }
 
 /**
@@ -124,7 +126,7 @@ export async function sealAndCommit(deps: InboundDeps, req: SealRequest): Promis
       const copy = prependHeader(verdict, prependHeader(req.received(address), raw));
       const sealed = await sealToRecipient(copy, route.recipient);
       const id = await deps.store.commitSealed(route.home, route.account, sealed, copy.length);
-      deps.onArrival?.(route.home, route.account);
+      deps.onArrival?.(route.home, route.account, req.kind);
       return id;
     }),
   );

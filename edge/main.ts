@@ -168,9 +168,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     },
     onFailure: (deviceId, result) => log.warn("edge.push-failed", { deviceId, result }),
   });
-  const onArrival = (home: string, account: string) => {
+  const onArrival = (home: string, account: string, kind: "mail" | "chat" = "mail") => {
     registry.list(pushAccountId(home, account)).then(
-      (regs) => regs.forEach((r) => notifier.notify(r.deviceId, r.subscription, "mail")),
+      (regs) => regs.forEach((r) => notifier.notify(r.deviceId, r.subscription, kind)),
       (e) => log.warn("edge.push-lookup-failed", { error: e }),
     );
   };

@@ -328,6 +328,47 @@ export class Phone {
   }
 
   /**
+   * Sends a chat message: a mail with `Chat-Version: 1.0` (the Delta Chat convention, so any
+   * mail client shows it), posted to the edge signed by this device. Recipients on the same
+   * edge get it at once with an `Urgency: high` push; others by SMTP.
+   */
+  async chat(to: string, text: string): Promise<void> {
+    const from = this.#state.welcome?.address;
+    if (!from) throw new Error("this phone has not joined an account yet");
+    const domain = from.slice(from.lastIndexOf("@") + 1);
+    const preview = text.replace(/\s+/g, " ").slice(0, 40);
+    // RFC 2047 §4.1: non-ASCII header text as a base64 encoded-word.
+    const subject = /^[\x20-\x7e]*$/.test(preview)
+      ? preview
+      : `=?utf-8?b?${btoa(String.fromCharCode(...new TextEncoder().encode(preview)))}?=`;
+    const body = text.replace(/\r?\n/g, "\r\n");
+    const raw = new TextEncoder().encode(
+      [
+        `From: <${from}>`,
+        `To: <${to}>`,
+        `Subject: ${subject}`,
+        `Date: ${new Date().toUTCString().replace(/GMT$/, "+0000")}`,
+        `Message-ID: <${crypto.randomUUID()}@${domain}>`,
+        "Chat-Version: 1.0",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+        "",
+        body,
+        "",
+      ].join("\r\n"),
+    );
+    const query = new URLSearchParams({ from, to });
+    const res = await this.#request(
+      "POST",
+      `/v1/devices/${this.#state.device}/chat?${query}`,
+      raw,
+    );
+    if (!res.ok) throw new Error(`the edge refused the chat message: ${await errorOf(res)}`);
+    await res.body?.cancel();
+  }
+
+  /**
    * Registers this phone's Web Push subscription (the browser's PushSubscription JSON) with
    * the edge: from then on the edge wakes it when mail or a sync envelope arrives.
    */

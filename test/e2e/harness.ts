@@ -79,6 +79,8 @@ export interface TestBoxOptions {
   resolver?: Resolver;
   /** Link the box to this edge (a pairing token from its store) before it starts. */
   edge?: { url: string; token: string };
+  /** More accounts to create (with {@linkcode testPassword}), before any link. */
+  accounts?: string[];
 }
 
 function bytesOf(raw: string | Uint8Array): Uint8Array {
@@ -86,7 +88,11 @@ function bytesOf(raw: string | Uint8Array): Uint8Array {
 }
 
 /** Makes a data directory with the test account and the given messages in INBOX. */
-async function prepareDataDir(messages: string[], edge?: { url: string; token: string }) {
+async function prepareDataDir(
+  messages: string[],
+  edge?: { url: string; token: string },
+  accounts: string[] = [],
+) {
   const dataDir = await Deno.makeTempDir({ prefix: "hearth-e2e-" });
   const config = await loadConfig(dataDir, {
     imapPort: 0,
@@ -102,6 +108,7 @@ async function prepareDataDir(messages: string[], edge?: { url: string; token: s
   try {
     ({ recoveryKey } = await createAccount(kv, blobs, testAddress, testPassword, testScryptLogN));
     for (const m of messages) await deliverLocally(kv, blobs, testAddress, bytesOf(m));
+    for (const a of accounts) await createAccount(kv, blobs, a, testPassword, testScryptLogN);
     if (edge) await linkToEdge(dataDir, kv, edge.url, edge.token);
   } finally {
     kv.close();
@@ -118,7 +125,7 @@ async function removeDir(dir: string) {
 export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> {
   // The box's info lines would bury the test output; HEARTH_LOG=info brings them back.
   if (!Deno.env.get("HEARTH_LOG")) log.setLevel("warn");
-  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge);
+  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge, opts.accounts);
   let box: HomeBox;
   try {
     box = await startHome(prepared.config, {
@@ -222,7 +229,7 @@ const runningLine = /IMAP (\d+) \(STARTTLS\), (\d+) \(TLS\); MX (\d+|off);/;
  * line it prints once it is ready.
  */
 export async function startHomeProcess(opts: HomeProcessOptions = {}): Promise<HomeProcess> {
-  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge);
+  const prepared = await prepareDataDir(opts.messages ?? fixtureMessages, opts.edge, opts.accounts);
   let port = opts.port ?? 0;
   let tlsPort = opts.tlsPort ?? 0;
   let mxPort = opts.mxPort ?? 0;

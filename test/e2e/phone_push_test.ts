@@ -216,3 +216,63 @@ Deno.test("battery model: over a day of 12 bursts the phone only talks when push
     await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a chat from the phone reaches a local account at once, with an Urgency: high push", async () => {
+  const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
+  const sender = new RecordingPushSender();
+  const edge = await startEdge({
+    dataDir: edgeDir,
+    hostname: "edge.localhost",
+    listen: "127.0.0.1",
+    httpPort: 0,
+    smtpPort: null,
+    push: { sender, mailDebounceMs: 100 },
+  });
+  const token = await edge.store.createPairing("hearth.localhost");
+  const friend = "friend@hearth.localhost";
+  const box = await startTestBox({
+    messages: [],
+    edge: { url: edge.url, token },
+    accounts: [friend],
+  });
+  try {
+    const { RawImap } = await import("./raw_imap.ts");
+    const phone = await pairPhone(box);
+    // The friend's phone: a device of the friend's account, subscribed for push.
+    const { generateSigningKey } = await import("../../src/crypto/device.ts");
+    const { signRequest } = await import("../../src/wire/signed_request.ts");
+    const homeId = (await edge.store.homeIds())[0];
+    const route = await edge.store.route(friend);
+    assert(route.kind === "account", "the friend's address is registered at the edge");
+    const friendKey = await generateSigningKey();
+    await edge.store.putDevice(homeId, "dev-friend-0001", route.account, friendKey.publicKey);
+    const body = new TextEncoder().encode(JSON.stringify(subscription));
+    const path = "/v1/devices/dev-friend-0001/push";
+    const headers = await signRequest(friendKey, "dev-friend-0001", "PUT", path, body);
+    assertEquals((await fetch(edge.url + path, { method: "PUT", headers, body })).status, 200);
+
+    const before = sender.sent.length;
+    await phone.chat(friend, "Lunch at noon? 🥪");
+    await until("the chat push", 5_000, () => sender.sent.length > before);
+    const push = sender.sent[sender.sent.length - 1];
+    assertEquals(push.payload, { kind: "chat", count: 1 });
+    assertEquals(push.delivery.urgency, "high");
+
+    const imap = await RawImap.connect(box.port);
+    await imap.ok(`LOGIN ${friend} "${box.password}"`);
+    let text = "";
+    await until("the chat in the friend's INBOX", 15_000, async () => {
+      await imap.ok("SELECT INBOX");
+      const bodies = await imap.fetchAllBodies();
+      text = [...bodies.values()].map((b) => new TextDecoder().decode(b)).join("\n");
+      return text.includes("Chat-Version: 1.0");
+    });
+    assert(text.includes(`From: <${box.address}>`), text);
+    assert(text.includes("Lunch at noon?"), text);
+    imap.close();
+  } finally {
+    await box.stop();
+    await edge.close();
+    await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
+  }
+});
