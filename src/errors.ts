@@ -29,9 +29,11 @@ export class ProtocolError extends Error {
       smtp?: { code: number; enhanced: string };
       http?: number;
       userFault?: boolean;
+      /** The underlying failure (a full disk is recognised through it: {@linkcode isDiskFull}). */
+      cause?: unknown;
     } = {},
   ) {
-    super(text);
+    super(text, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "ProtocolError";
     this.status = status;
     this.imapCode = opts.imapCode;
@@ -57,4 +59,20 @@ export class UsageError extends Error {
     super(message);
     this.name = "UsageError";
   }
+}
+
+/**
+ * True when an error says the disk (or the KV database on it) is full: the
+ * operating system's ENOSPC or SQLite's SQLITE_FULL. Servers answer it as a
+ * temporary failure (SMTP `452 4.3.1`, IMAP `NO [OVERQUOTA]`).
+ */
+export function isDiskFull(e: unknown): boolean {
+  for (let x = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    if ((x as { code?: unknown }).code === "ENOSPC") return true;
+    const text = String((x as { message?: unknown }).message ?? x);
+    if (/No space left on device|os error 28|database or disk is full|SQLITE_FULL/i.test(text)) {
+      return true;
+    }
+  }
+  return false;
 }

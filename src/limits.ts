@@ -33,6 +33,12 @@ export const limits = {
   /** Idle timeout before login (RFC 9051 §5.4 asks for at least 30 min after login). */
   imapPreAuthIdleMs: 60 * 1000,
   imapIdleMs: 30 * 60 * 1000,
+  /**
+   * Slow input (slowloris), IMAP and SMTP: while a line is incomplete, at least this many bytes
+   * must arrive per window, or the connection is closed (the idle timeouts restart at every byte).
+   */
+  slowInputMinBytes: 256,
+  slowInputWindowMs: 60 * 1000,
   /** Bytes of responses queued for a client that does not read before it is dropped. */
   imapOutputBufferBytes: 64 * 1024 * 1024,
   /** Bytes queued for a client before answering pauses until it reads. */

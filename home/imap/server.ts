@@ -10,6 +10,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
+import { SlowInputGuard } from "../../src/slow_input.ts";
 import { CommandFramer } from "./framing.ts";
 import { Session, type SessionContext, type SessionIo } from "./session.ts";
 import type { PausableInput } from "./commands/starttls.ts";
@@ -217,6 +218,12 @@ async function serveConnection(
 
   const session = new Session(ctx, io);
   sessions.add(session);
+  // Only while the server waits for the client: input is held back while a command runs.
+  const slowInput = new SlowInputGuard(() => {
+    if (closed) return;
+    closed = true;
+    socket.end("* BYE Input too slow; closing the connection\r\n");
+  }, () => !busy && !inputPaused);
 
   const pump = async () => {
     if (busy || closed) return;
@@ -253,6 +260,7 @@ async function serveConnection(
   };
 
   const onData = (chunk: Uint8Array) => {
+    slowInput.feed(chunk);
     framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     if (rawWaiter) {
       const ev = framer.next();
@@ -275,14 +283,17 @@ async function serveConnection(
         s.setTimeout(limits.imapIdleMs);
         return;
       }
-      s.end("* BYE Autologout; idle for too long\r\n");
       closed = true;
+      // A client that stopped reading would keep the socket (and its queued answers) forever.
+      if (s.writableLength > 0) s.destroy();
+      else s.end("* BYE Autologout; idle for too long\r\n");
     });
   }
 
   initial.on("error", () => {});
   initial.on("close", () => {
     closed = true;
+    slowInput.stop();
     if (rawWaiter) {
       const w = rawWaiter;
       rawWaiter = null;

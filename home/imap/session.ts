@@ -3,7 +3,7 @@
  * command legality table checked before dispatch, and the one place where a
  * {@linkcode ProtocolError} becomes a tagged `NO`/`BAD`.
  */
-import { ProtocolError } from "../../src/errors.ts";
+import { isDiskFull, ProtocolError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import type { Command, TaggedCommand } from "./ast.ts";
@@ -189,13 +189,28 @@ export class Session {
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.#flushUpdates(command);
+        if (e.imapCode === "SERVERBUG" && isDiskFull(e)) {
+          this.w.tagged(tag, "NO", "The server's disk is full; try again later", "OVERQUOTA");
+          await this.flushOutput();
+          return true;
+        }
         this.w.tagged(tag, e.status, e.message, e.imapCode);
         await this.flushOutput();
         if (e.status === "BAD") return this.#countBad();
         return this.state !== "logout";
       }
       log.error("imap.command-failed", { command: command.name, error: e });
-      this.w.tagged(tag, "NO", "Internal server error; the command was not completed", "SERVERBUG");
+      if (isDiskFull(e)) {
+        // Nothing was stored; the client may retry once the box has room again.
+        this.w.tagged(tag, "NO", "The server's disk is full; try again later", "OVERQUOTA");
+      } else {
+        this.w.tagged(
+          tag,
+          "NO",
+          "Internal server error; the command was not completed",
+          "SERVERBUG",
+        );
+      }
       await this.flushOutput();
       return true;
     }

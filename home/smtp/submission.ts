@@ -98,6 +98,11 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
         stores.set(session.id, result.store);
         return callback(null, { user: normaliseAddress(auth.username ?? "") });
       }
+      log.warn("smtp.auth-failed", {
+        user: auth.username,
+        ip: session.remoteAddress,
+        reason: result.failure,
+      });
       if (result.failure === "throttled") {
         return callback(smtpError(454, "4.7.0", "too many failed logins; try again later"));
       }

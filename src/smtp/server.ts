@@ -14,9 +14,10 @@ import { protocolType, receivedHeader } from "./received.ts";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import type { Readable } from "node:stream";
-import { ProtocolError } from "../errors.ts";
+import { isDiskFull, ProtocolError } from "../errors.ts";
 import { limits } from "../limits.ts";
 import { log } from "../log.ts";
+import { SlowInputGuard } from "../slow_input.ts";
 
 /** An error for smtp-server's callbacks: `code enhanced text` on the wire. */
 export function smtpError(code: number, enhanced: string, text: string): Error {
@@ -31,6 +32,11 @@ export function toSmtpError(e: unknown, context: string): Error {
     return smtpError(e.smtp.code, e.smtp.enhanced, e.message);
   }
   if ((e as { responseCode?: number }).responseCode) return e as Error;
+  if (isDiskFull(e)) {
+    log.error("smtp.disk-full", { context, error: e });
+    // RFC 3463 §3.4: X.3.1 "mail system full"; 452 asks the client to retry later.
+    return smtpError(452, "4.3.1", "insufficient system storage; try again later");
+  }
   log.error("smtp.local-error", { context, error: e });
   // RFC 5321 §4.2.5: a 4xx after DATA asks the client to try again later.
   return smtpError(451, "4.3.0", "local error while storing the message; try again later");
@@ -53,6 +59,12 @@ const enhancedPrefix = /^([245]\.\d{1,3}\.\d{1,3}) /;
  * source routes before the handlers see the address.
  */
 interface ConnectionInit {
+  _parser: { write(chunk: Uint8Array, ...rest: unknown[]): boolean } | false;
+  _createParser(): { write(chunk: Uint8Array, ...rest: unknown[]): boolean };
+  _handlerPending: boolean;
+  _onClose(): void;
+  send(code: number, data: unknown): void;
+  close(): void;
   connectionReady(next?: () => void): void;
   _setListeners(callback: () => void): void;
   init(): void;
@@ -96,7 +108,35 @@ function greetWithoutPause(server: SMTPServer) {
         callback();
         connection.connectionReady();
       });
+    guardSlowInput(connection);
     connection.init();
+  };
+}
+
+/**
+ * Watches what reaches the command parser (plaintext, or decrypted after
+ * STARTTLS: the parser is made anew then) for a client that trickles bytes.
+ */
+function guardSlowInput(connection: ConnectionInit) {
+  const guard = new SlowInputGuard(() => {
+    connection.send(421, "4.4.2 Input too slow; closing the connection");
+    connection.close();
+  }, () => !connection._handlerPending);
+  const watch = <P extends { write(chunk: Uint8Array, ...rest: unknown[]): boolean }>(p: P) => {
+    const write = p.write.bind(p);
+    p.write = (chunk, ...rest) => {
+      guard.feed(chunk);
+      return write(chunk, ...rest);
+    };
+    return p;
+  };
+  if (connection._parser) watch(connection._parser);
+  const create = connection._createParser.bind(connection);
+  connection._createParser = () => watch(create());
+  const onClose = connection._onClose.bind(connection);
+  connection._onClose = () => {
+    guard.stop();
+    onClose();
   };
 }
 

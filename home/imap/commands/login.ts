@@ -20,6 +20,8 @@ export async function authenticateSession(
   }
   const result = await s.ctx.registry.login(user, password, s.io.remoteAddress);
   if ("failure" in result) {
+    // An operator (or fail2ban) sees guessing: who was tried, from where, and whether throttled.
+    log.warn("imap.login-failed", { user, ip: s.io.remoteAddress, reason: result.failure });
     s.authFailures++;
     if (s.authFailures >= limits.imapAuthFailuresPerConnection) {
       s.w.status("*", "BYE", "Too many failed logins");
