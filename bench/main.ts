@@ -6,30 +6,35 @@
  *                   [--edge-* flags] [--keep]
  *
  * Flags starting with --smtp- go to bench/smtp_bench.ts, --edge- to bench/edge_bench.ts,
- * --import- to bench/import_bench.ts (hearth import against mbsync, run last), --keep
- * goes to all, every other flag to bench/imap_bench.ts; each benchmark can also be run on its
- * own file.
+ * --import- to bench/import_bench.ts (hearth import against mbsync), --sync- to
+ * bench/sync_bench.ts (phone sync against IMAP QRESYNC, run last), --keep goes to all,
+ * every other flag to bench/imap_bench.ts; each benchmark can also be run on its own file.
  */
 
 import { runImapBench } from "./imap_bench.ts";
 import { runSmtpBench } from "./smtp_bench.ts";
 import { runEdgeBench } from "./edge_bench.ts";
 import { runImportBench } from "./import_bench.ts";
+import { runSyncBench } from "./sync_bench.ts";
 
 const USAGE =
-  `usage: deno task bench [--only-imap | --only-smtp | --only-edge | --only-import] [--keep]
+  `usage: deno task bench [--only-imap | --only-smtp | --only-edge | --only-import | --only-sync]
+                  [--keep]
   IMAP: [--messages N] [--runs N] [--only hearth|dovecot] [--seed N] [--json FILE]
   SMTP: [--smtp-messages N] [--smtp-concurrency 1,4,16] [--smtp-size BYTES]
         [--smtp-only hearth|postfix]
   edge: [--edge-messages N] [--edge-concurrency 1,16,64] [--edge-smtp-messages N]
         [--edge-smtp-concurrency 1,4,16] [--edge-size BYTES] [--edge-seconds S]
-  import: [--import-messages N] (hearth import against mbsync, from a private Dovecot)`;
+  import: [--import-messages N] (hearth import against mbsync, from a private Dovecot)
+  sync: [--sync-messages N] [--sync-new N] [--sync-flagged N] [--sync-rounds N]
+        [--sync-large N] [--sync-only hearth|dovecot] (phone sync against IMAP QRESYNC)`;
 
 interface Split {
   imap: string[] | null;
   smtp: string[] | null;
   edge: string[] | null;
   import: string[] | null;
+  sync: string[] | null;
 }
 
 function splitArgs(args: string[]): Split {
@@ -37,6 +42,8 @@ function splitArgs(args: string[]): Split {
   const smtp: string[] = [];
   const edge: string[] = [];
   const imports: string[] = [];
+  const sync: string[] = [];
+  let onlySync = false;
   let onlyImport = false;
   let onlyEdge = false;
   let onlyImap = false;
@@ -47,10 +54,15 @@ function splitArgs(args: string[]): Split {
     else if (arg === "--only-smtp") onlySmtp = true;
     else if (arg === "--only-edge") onlyEdge = true;
     else if (arg === "--only-import") onlyImport = true;
+    else if (arg === "--only-sync") onlySync = true;
     else if (arg.startsWith("--import-")) {
       // Every import flag takes a value, inline or next.
       imports.push(arg);
       if (!arg.includes("=") && i + 1 < args.length) imports.push(args[++i]);
+    } else if (arg.startsWith("--sync-")) {
+      // Every sync flag takes a value, inline or next.
+      sync.push(arg);
+      if (!arg.includes("=") && i + 1 < args.length) sync.push(args[++i]);
     } else if (arg === "-h" || arg === "--help") {
       console.log(USAGE);
       Deno.exit(0);
@@ -59,6 +71,7 @@ function splitArgs(args: string[]): Split {
       smtp.push(arg);
       edge.push(arg);
       imports.push(arg);
+      sync.push(arg);
     } else if (arg.startsWith("--smtp-")) {
       // Every SMTP flag takes a value, inline (--smtp-messages=100) or next.
       smtp.push(arg);
@@ -71,21 +84,23 @@ function splitArgs(args: string[]): Split {
       imap.push(arg);
     }
   }
-  if (Number(onlyImap) + Number(onlySmtp) + Number(onlyEdge) + Number(onlyImport) > 1) {
-    console.error(`bench: --only-imap, --only-smtp and --only-edge exclude each other\n${USAGE}`);
+  const onlies = [onlyImap, onlySmtp, onlyEdge, onlyImport, onlySync];
+  if (onlies.filter(Boolean).length > 1) {
+    console.error(`bench: the --only-* flags exclude each other\n${USAGE}`);
     Deno.exit(2);
   }
-  const all = !onlyImap && !onlySmtp && !onlyEdge && !onlyImport;
+  const all = !onlies.some(Boolean);
   return {
     imap: all || onlyImap ? imap : null,
     smtp: all || onlySmtp ? smtp : null,
     edge: all || onlyEdge ? edge : null,
     import: all || onlyImport ? imports : null,
+    sync: all || onlySync ? sync : null,
   };
 }
 
 if (import.meta.main) {
-  const { imap, smtp, edge, import: imports } = splitArgs(Deno.args);
+  const { imap, smtp, edge, import: imports, sync } = splitArgs(Deno.args);
   let failed = false;
   for (
     const [name, args, run] of [
@@ -93,6 +108,7 @@ if (import.meta.main) {
       ["SMTP", smtp, runSmtpBench],
       ["edge", edge, runEdgeBench],
       ["import", imports, runImportBench],
+      ["sync", sync, runSyncBench],
     ] as const
   ) {
     if (args === null) continue;

@@ -15,6 +15,10 @@ export const limits = {
   imapNestingDepth: 32,
   /** Largest message accepted by APPEND, SMTP and the edge (advertised as SMTP SIZE, RFC 1870). */
   messageBytes: 50 * 1024 * 1024,
+  /** Sealed blobs up to this size are staged in KV with their record (docs/store.md). */
+  stagedBlobBytes: 256 * 1024,
+  /** Staged bytes in KV beyond which the spiller runs without waiting for a quiet moment. */
+  stagedSpillBytes: 32 * 1024 * 1024,
   /** Total bytes of one MULTIAPPEND command. */
   imapMultiAppendBytes: 200 * 1024 * 1024,
   /** Commands a connection may send before it is closed. */

@@ -29,6 +29,7 @@ import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
 import { BlobStore } from "./blobs.ts";
 import { groupCommitFor } from "./group_commit.ts";
+import { StagedBlobs, stagedEntries } from "./staging.ts";
 import { boundedOps, decodeOps, encodeOps } from "./log_codec.ts";
 import { decodeSearchText, encodeSearchText } from "./search_text.ts";
 import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
@@ -58,6 +59,14 @@ export type ChangeEvent =
   | { kind: "flags"; mb: string; uid: number; origin?: number }
   | { kind: "expunge"; mb: string; uids: number[]; origin?: number }
   | { kind: "mailboxes" };
+
+/** A message ready for `add`; `pending` holds KV writes for the commit that adds it. */
+export interface PreparedMessage {
+  blob: string;
+  size: number;
+  /** The metadata and staged blob, for {@linkcode AccountStore.commitPrepared}. */
+  pending?: [Deno.KvKey, Uint8Array][];
+}
 
 /** A message sealed and stored while its account was locked, waiting to be indexed into INBOX. */
 export interface ArrivalRecord {
@@ -136,6 +145,7 @@ export class AccountStore {
   #rawCacheSize = 0;
   #closed = false;
   readonly #compactAfterEntries: number;
+  readonly #staging: StagedBlobs;
 
   private constructor(
     id: string,
@@ -149,6 +159,7 @@ export class AccountStore {
     this.#blobs = blobs;
     this.#keys = keys;
     this.#compactAfterEntries = opts.compactAfterEntries ?? 2000;
+    this.#staging = StagedBlobs.for(kv, blobs);
   }
 
   get keys(): AccountKeys {
@@ -298,6 +309,7 @@ export class AccountStore {
         results.push({ p, ok: false, value: e });
       }
     }
+    const stagedBytes = early.reduce((n, [k, v]) => k[0] === "staged" ? n + v.length : n, 0);
     if (ops.length || deletes.length || sets.length || early.length) {
       try {
         await this.#appendLog(ops, deletes, sets, early);
@@ -308,15 +320,14 @@ export class AccountStore {
         const err = new ProtocolError(
           "NO",
           "The mailbox store could not save the change; try again",
-          {
-            imapCode: "SERVERBUG",
-            userFault: false,
-          },
+          // The cause lets the protocol layer tell a full disk (NO [OVERQUOTA], 452 4.3.1).
+          { imapCode: "SERVERBUG", userFault: false, cause: e },
         );
         for (const r of results) r.p.reject(err);
         return;
       }
     }
+    if (stagedBytes) this.#staging.noteStaged(stagedBytes);
     for (const r of results) r.ok ? r.p.resolve(r.value) : r.p.reject(r.value);
     if (events.length) this.#notify(events);
     if (this.#logNext - this.#logFrom > this.#compactAfterEntries) {
@@ -379,15 +390,23 @@ export class AccountStore {
     let entry: Op[] = [];
     let entryBytes = 0;
     const limit = 60_000 * chunksPerCommit - 10_000;
-    // Early sets ride in the first commit up to earlyBudget bytes (with a full log entry that
-    // stays under Deno KV's 800 KiB); the rest go first, in commits of their own.
-    const earlyBudget = { sets: 200, bytes: 150_000 };
+    const bounded = [...boundedOps(ops)];
+    const sizes = bounded.map((op) => encodeOps([op]).length + 1);
+    const opBytes = sizes.reduce((a, b) => a + b, 0);
+    // Early sets (metadata, staged blobs) ride in the first commit as far as Deno KV's 800 KiB
+    // and 1,000 mutations allow beside its log entry; the rest go first, in commits of their own.
+    const earlyBudget = opBytes <= limit
+      ? {
+        sets: 500 - deletes.length - sets.length,
+        bytes: 680_000 - opBytes - 2_000 * sets.length - 200 * deletes.length,
+      }
+      : { sets: 200, bytes: 150_000 };
     let earlyBytes = early.reduce((n, [, v]) => n + v.length + 100, 0);
-    while (early.length > earlyBudget.sets || earlyBytes > earlyBudget.bytes) {
+    while (early.length && (early.length > earlyBudget.sets || earlyBytes > earlyBudget.bytes)) {
       const tx = this.#kv.atomic();
       let bytes = 0;
       let n = 0;
-      while (n < early.length && n < earlyBudget.sets && bytes < earlyBudget.bytes) {
+      while (n < early.length && (n === 0 || (n < 500 && bytes < 600_000))) {
         tx.set(early[n][0], early[n][1]);
         bytes += early[n][1].length + 100;
         n++;
@@ -417,8 +436,8 @@ export class AccountStore {
       entry = [];
       entryBytes = 0;
     };
-    for (const op of boundedOps(ops)) {
-      const size = encodeOps([op]).length + 1;
+    for (const [i, op] of bounded.entries()) {
+      const size = sizes[i];
       if (entry.length && entryBytes + size > limit) await commit(false);
       entry.push(op);
       entryBytes += size;
@@ -463,12 +482,37 @@ export class AccountStore {
   /**
    * Seals, stores and analyses a message; returns what `add` needs. Runs
    * outside the writer so concurrent deliveries seal and fsync in parallel.
+   * When the blob is staged (staging.ts), it and the metadata are not
+   * written yet: the mutation that adds the message must pass the result to
+   * {@linkcode commitPrepared}, which puts them in its commit.
    */
-  async prepareMessage(raw: Uint8Array): Promise<{ blob: string; size: number }> {
+  async prepareMessage(raw: Uint8Array): Promise<PreparedMessage> {
     const sealed = await sealToRecipient(raw, this.#keys.recipient);
-    const blob = await this.#blobs.put(sealed);
-    await this.#writeMeta(blob, raw);
-    return { blob, size: raw.length };
+    const blob = await BlobStore.idOf(sealed);
+    if (!this.#staging.shouldStage(sealed)) {
+      await this.#blobs.put(sealed);
+      await this.#writeMeta(blob, raw);
+      return { blob, size: raw.length };
+    }
+    const { info, metaBox, textBox } = await this.#encryptMeta(blob, raw);
+    const pending: [Deno.KvKey, Uint8Array][] = [];
+    if (metaBox.length < chunkBytes && textBox.length < chunkBytes) {
+      pending.push([["meta", this.id, blob, 0], metaBox], [["text", this.id, blob, 0], textBox]);
+    } else {
+      await setChunkedMany(this.#kv, [[["meta", this.id, blob], metaBox], [
+        ["text", this.id, blob],
+        textBox,
+      ]]);
+    }
+    // After the metadata that names it: never staged before a record of it (blob GC).
+    pending.push(...stagedEntries(blob, sealed));
+    this.#cacheInfo(blob, info);
+    return { blob, size: raw.length, pending };
+  }
+
+  /** Puts what {@linkcode prepareMessage} left pending into the commit of the mutation `tx`. */
+  commitPrepared(tx: Tx, prepared: PreparedMessage) {
+    for (const [key, value] of prepared.pending ?? []) tx.setNoLaterThanCommit(key, value);
   }
 
   /** Analyses a message and encrypts its metadata and search text for `blob`. */
@@ -635,7 +679,8 @@ export class AccountStore {
       this.#rawCache.set(blob, hit);
       return hit;
     }
-    const raw = await openSealed(await this.#blobs.get(blob), this.#keys.identity);
+    // A blob delivered recently may still be staged in KV (staging.ts): the same age bytes.
+    const raw = await openSealed(await this.#staging.get(blob), this.#keys.identity);
     if (raw.length <= rawCacheBytes / 16) {
       this.#rawCache.set(blob, raw);
       this.#rawCacheSize += raw.length;
@@ -658,9 +703,11 @@ export class AccountStore {
         this.#rawCache.delete(blob);
         this.#rawCacheSize -= cached.length;
       }
+      // The blob first, its metadata last: a crash in between leaves orphaned metadata, which
+      // the next unlock removes, never a blob that nothing names.
+      await this.#staging.remove(blob);
       await deletePrefix(this.#kv, ["meta", this.id, blob]);
       await deletePrefix(this.#kv, ["text", this.id, blob]);
-      await this.#blobs.remove(blob);
     }
   }
 
@@ -668,7 +715,8 @@ export class AccountStore {
    * Removes metadata of messages that never made it into the index (a crash
    * between writing a message and committing it). Call only before any
    * message is being added (right after unlock): an APPEND in flight also has
-   * metadata without an index entry. Blobs are left to
+   * metadata without an index entry. Their staged blobs go too (a blob id is
+   * sealed to one account); blob files are left to
    * {@linkcode BlobStore.collectUnreferenced}, which knows every account.
    */
   async collectOrphanedMetadata(): Promise<number> {
@@ -682,6 +730,7 @@ export class AccountStore {
       if (!this.state.blobRefs.has(blob) && !arriving.has(blob)) orphans.add(blob);
     }
     for (const blob of orphans) {
+      await deletePrefix(this.#kv, ["staged", blob]);
       await deletePrefix(this.#kv, ["meta", this.id, blob]);
       await deletePrefix(this.#kv, ["text", this.id, blob]);
     }
@@ -759,9 +808,11 @@ export class AccountStore {
   /**
    * Adds a message delivered while the account is unlocked straight to INBOX,
    * its plaintext in hand: no arrival record, no second decryption. `sealing`
-   * is `raw` sealed to this account (or that sealing under way). The blob
-   * write and the metadata commit run in parallel; the index commit waits for
-   * both, so the `250` still follows a durable blob and index record.
+   * is `raw` sealed to this account (or that sealing under way). A small
+   * sealed blob is staged in KV in the index commit itself (staging.ts), with
+   * the metadata: the `250` follows one durable commit holding the sealed
+   * bytes and their record. A larger one is written as a file in parallel
+   * with the analysis, and the index commit waits for it.
    */
   async addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
@@ -773,8 +824,9 @@ export class AccountStore {
     const text = searchableText(raw);
     const sealed = await sealing;
     const blob = await BlobStore.idOf(sealed);
+    const staged = this.#staging.shouldStage(sealed);
     const [, meta] = await Promise.all([
-      this.#blobs.put(sealed),
+      staged ? null : this.#blobs.put(sealed),
       this.#encryptAnalysed(blob, info, text),
       // Mail that arrived while the account was locked goes first, so UIDs follow arrival order
       // (an unlock by SMTP AUTH does not ingest, unlike an IMAP login).
@@ -794,6 +846,11 @@ export class AccountStore {
       if (small) {
         tx.setNoLaterThanCommit(["meta", this.id, blob, 0], meta.metaBox);
         tx.setNoLaterThanCommit(["text", this.id, blob, 0], meta.textBox);
+      }
+      // After the metadata, which names the blob: early sets are committed in order, so the blob
+      // is never staged before a record of it (blob garbage collection relies on it).
+      if (staged) {
+        for (const [k, v] of stagedEntries(blob, sealed)) tx.setNoLaterThanCommit(k, v);
       }
       this.#pushInboxAdd(tx, prepared, date);
     });

@@ -21,6 +21,7 @@ import { UsageError } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
 import type { BlobStore } from "./blobs.ts";
 import { AccountStore, type AccountStoreOptions } from "./account_store.ts";
+import { type SpillOptions, StagedBlobs } from "./staging.ts";
 import type { MailboxRecord } from "./state.ts";
 
 export interface AccountRecord {
@@ -199,6 +200,8 @@ export interface AccountRegistryOptions {
   idleMs?: number;
   /** Passed to every account store the registry opens. */
   store?: AccountStoreOptions;
+  /** Tuning of the spiller of staged blobs, which runs while the registry is open. */
+  spill?: SpillOptions;
 }
 
 /**
@@ -215,12 +218,17 @@ export class AccountRegistry {
   readonly #idleMs: number;
   readonly #storeOptions: AccountStoreOptions;
   readonly #unlockListeners = new Set<(id: string) => void>();
+  readonly #staging: StagedBlobs;
 
   constructor(kv: Deno.Kv, blobs: BlobStore, opts: AccountRegistryOptions = {}) {
     this.#kv = kv;
     this.#blobs = blobs;
     this.#idleMs = opts.idleMs ?? limits.unlockedIdleMs;
     this.#storeOptions = opts.store ?? {};
+    // The registry lives as long as the box (or `hearth import`): it runs the spiller, which
+    // first moves what an earlier run left staged (docs/store.md).
+    this.#staging = StagedBlobs.for(kv, blobs);
+    this.#staging.start(opts.spill);
   }
 
   get kv(): Deno.Kv {
@@ -458,7 +466,7 @@ export class AccountRegistry {
     log.info("account.locked", { account: id });
   }
 
-  /** Locks every account (shutdown). */
+  /** Locks every account (shutdown), then spills the staged blobs. */
   async close() {
     for (const [id, u] of this.#open) {
       if (u.idleTimer !== undefined) clearTimeout(u.idleTimer);
@@ -466,5 +474,6 @@ export class AccountRegistry {
       this.#open.delete(id);
     }
     await Promise.all(this.#closing.values());
+    await this.#staging.stop();
   }
 }

@@ -3,7 +3,8 @@
  * it durably, whether or not the account is unlocked. The sealed blob and its
  * index record are durable before this resolves (the SMTP `250` waits for
  * it): for an unlocked account the INBOX entry itself, otherwise an arrival
- * record that the account indexes into INBOX at its next unlock. Concurrent
+ * record that the account indexes into INBOX at its next unlock. A small
+ * sealed blob is staged in KV in that same commit (`staging.ts`). Concurrent
  * deliveries share KV commits (`group_commit.ts`).
  *
  * @example
@@ -14,7 +15,8 @@
 import { sealToRecipient } from "../../src/crypto/age.ts";
 import { ProtocolError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
-import type { BlobStore } from "./blobs.ts";
+import { BlobStore } from "./blobs.ts";
+import { StagedBlobs, stagedEntries } from "./staging.ts";
 import type { ArrivalRecord } from "./account_store.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
 import { groupCommitFor } from "./group_commit.ts";
@@ -141,7 +143,11 @@ export async function deliverSealed(
   );
 }
 
-/** Writes the blob durably, then the arrival record (and the item marker) in one commit. */
+/**
+ * Stores the arrival record (and the item marker) in one commit, with the sealed blob staged in
+ * it (staging.ts): one durable commit per delivery, shared with concurrent ones. A blob too
+ * large to stage is written as a file first.
+ */
 async function storeArrival(
   kv: Deno.Kv,
   blobs: BlobStore,
@@ -152,22 +158,27 @@ async function storeArrival(
   itemId: string | null,
   registry?: AccountRegistry,
 ): Promise<boolean> {
-  const blob = await blobs.put(sealed);
+  const staging = StagedBlobs.for(kv, blobs);
+  const staged = staging.shouldStage(sealed);
+  const blob = staged ? await BlobStore.idOf(sealed) : await blobs.put(sealed);
+  const stagedSets = staged ? stagedEntries(blob, sealed) : [];
   const arrival: ArrivalRecord = { blob, size, date };
   const key = ["arrival", account, Date.now(), arrivalCounter++, crypto.randomUUID()];
   // Concurrent arrivals share one KV commit (group commit); each still resolves only once durable.
   const ok = await groupCommitFor(kv).commit({
     apply(op) {
       op.set(key, arrival);
+      for (const [k, v] of stagedSets) op.set(k, v);
       if (itemId) {
         op.check({ key: ["edge-item", itemId], versionstamp: null })
           .set(["edge-item", itemId], true, { expireIn: seenItemMs });
       }
     },
-    mutations: itemId ? 2 : 1,
+    mutations: (itemId ? 2 : 1) + stagedSets.length,
     checks: itemId ? 1 : 0,
-    bytes: 300,
+    bytes: 300 + (staged ? sealed.length + 100 * stagedSets.length : 0),
   });
+  if (ok && staged) staging.noteStaged(sealed.length);
   if (!ok) {
     // Only the item check can fail: another pull stored this item first.
     if (itemId) return false;

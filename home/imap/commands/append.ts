@@ -1,7 +1,7 @@
 /**
  * APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), BINARY literals (RFC
  * 3516) and APPENDUID (RFC 4315). `OK` is sent only after every message is
- * sealed, fsynced and indexed.
+ * sealed and durable with its index entry.
  */
 import { ProtocolError } from "../../../src/errors.ts";
 import type { Command } from "../ast.ts";
@@ -36,6 +36,8 @@ export async function append(
     }
     const out: number[] = [];
     prepared.forEach((p, i) => {
+      // A small blob and its metadata are staged in this commit (docs/store.md).
+      account.commitPrepared(tx, p);
       const uid = target.rec.uidNext;
       const date = cmd.messages[i].date ?? Date.now();
       tx.push({
