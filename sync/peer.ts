@@ -69,6 +69,8 @@ export class SyncPeer {
   readonly doc: AccountDoc;
   #state: A.SyncState;
   #rounds = 0;
+  /** Our heads when we last sent a sync message the peer has not answered yet. */
+  #awaiting: string[] | null = null;
 
   constructor(doc: AccountDoc, saved?: Uint8Array | null) {
     this.doc = doc;
@@ -80,9 +82,21 @@ export class SyncPeer {
     return A.encodeSyncState(this.#state);
   }
 
-  /** Starts an exchange: what to send first (empty when the peer is known to be current). */
+  /**
+   * Starts an exchange: what to send first (empty when the peer is known to be current).
+   * While an earlier message awaits the peer's reply, only the changes made since it are
+   * sent, as plain changes: a second sync message in flight makes Automerge send everything
+   * the peer has not confirmed again (the whole document after an initial sync).
+   */
   start(): Uint8Array[] {
     this.#rounds = 0;
+    if (this.#awaiting) {
+      const since = this.#awaiting;
+      const changes = A.getChangesSince(this.doc.automerge, since);
+      if (!changes.length) return [];
+      this.#awaiting = A.getHeads(this.doc.automerge);
+      return [changesFrame(changes)];
+    }
     return this.#next();
   }
 
@@ -90,6 +104,7 @@ export class SyncPeer {
     const [state, msg] = A.generateSyncMessage(this.doc.automerge, this.#state);
     this.#state = state;
     if (!msg) return [];
+    this.#awaiting = A.getHeads(this.doc.automerge);
     const out = new Uint8Array(msg.length + 1);
     out[0] = frameSync;
     out.set(msg, 1);
@@ -125,6 +140,7 @@ export class SyncPeer {
     }
     this.doc.automerge = doc;
     this.#state = state;
+    this.#awaiting = null;
     if (++this.#rounds > maxRounds) return this.#fallback();
     return this.#next();
   }
