@@ -17,6 +17,7 @@ import { lockDataDir } from "./home/lock.ts";
 import { type Edge, openEdgeStore, startEdge } from "./edge/main.ts";
 import { runSetup } from "./home/setup.ts";
 import { publicPorts } from "./home/dns_records.ts";
+import { runBackupCommand, runFriendCommand, runRestoreCommand } from "./home/backup_cli.ts";
 
 const help = `hearth — mail you own
 
@@ -33,6 +34,7 @@ Commands:
   phone pair ADDRESS    show a one-time code that pairs a phone with the account (home box)
   phone join CODE       join an account as a phone (state in --data, default ./hearth-phone)
   phone sync | ls [MAILBOX] | flag ID [FLAG…] | move ID MAILBOX   the phone's mailbox
+  phone chat ADDRESS TEXT   send a chat message (a mail with Chat-Version: 1.0) from the phone
   init --domain D       prepare a data directory: configuration, keys, certificates
     [--account ADDRESS --password-stdin] [--edge here|URL [--token T]] [--edge-hostname H]
                         (asks for what is missing on a terminal; never overwrites a key)
@@ -45,6 +47,12 @@ Commands:
   doctor [--format text|json]  check DNS, certificate, ports, edge link, queue, backups, disk
                         and clock; says how to fix each problem; exit code 1 if one fails
   status [--format text|json]  one screen: accounts, storage, queue, edge link, backups
+  friend allow --name N [--quota 20GB] [--url URL]   let a friend's box back up here (prints a grant)
+  friend list           backup peers kept here: usage, last contact, pending prunes
+  backup add-peer GRANT | status | run | drill | prune --peer P --keep-from N   friends' boxes
+  restore --from GRANT --data EMPTY_DIR [--recovery-key-file F | --password-stdin]
+    [--min-seq N] [--home-key K]
+                        rebuild accounts, folders, messages, flags and UIDs from a friend's box
   import imaps://USER@HOST[:PORT] --to ADDRESS [--dry-run] [--ca FILE] [--progress-every S]
                         copy every folder (flags, keywords, dates) from an IMAP provider into an
                         account; resumable; imap:// uses STARTTLS; the home box must be stopped.
@@ -62,6 +70,7 @@ Options:
   --listen ADDR         address to listen on, default 127.0.0.1
   --kv PATH|URL         edge: KV file or KV Connect URL (default DATA/edge.kv)
   --http-port N         edge: HTTP API port, default 8080
+  --home-http-port N    home HTTP port (backup host), default 8081
   --https-port N|off    edge: HTTPS port (autoconfig, MTA-STS policy); "hearth up" default 8443
   --edge-hostname H     the edge's public host name (the MX), default the host name
   --mail-hostname H     the IMAP/submission host name given to mail clients, default the host name
@@ -114,6 +123,15 @@ const valueFlags = new Set([
   "acme-email",
   "public-name",
   "acme-ca",
+  "home-http-port",
+  "quota",
+  "url",
+  "from",
+  "recovery-key-file",
+  "min-seq",
+  "peer",
+  "keep-from",
+  "home-key",
 ]);
 
 function parseArgs(argv: string[]): Args {
@@ -162,6 +180,7 @@ async function configFrom(args: Args): Promise<HearthConfig> {
     mxPort: portFlag(args, "mx-port"),
     submissionPort: portFlag(args, "submission-port"),
     submissionsPort: portFlag(args, "submissions-port"),
+    homeHttpPort: portFlag(args, "home-http-port"),
   });
 }
 
@@ -343,7 +362,10 @@ async function cmdStatus(args: Args) {
 async function runHome(config: HearthConfig, args: Args, edge?: Edge) {
   let box;
   try {
-    box = await startHome(config, { allowPlaintextAuth: args.flags.has("allow-plaintext") });
+    box = await startHome(config, {
+      allowPlaintextAuth: args.flags.has("allow-plaintext"),
+      http: true,
+    });
   } catch (e) {
     await edge?.close();
     throw e;
@@ -643,6 +665,13 @@ async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
       );
     }
     if (!list.length) console.log("No messages.");
+  } else if (sub === "chat") {
+    const [to, ...words] = rest;
+    if (!to || !words.length) throw new UsageError("usage: hearth phone chat ADDRESS TEXT");
+    await phone.chat(to, words.join(" ")).catch((e) => {
+      throw new UsageError((e as Error).message);
+    });
+    console.log(`Sent to ${to}.`);
   } else if (sub === "flag" || sub === "move") {
     const [prefix, ...more] = rest;
     if (!prefix) {
@@ -730,6 +759,32 @@ async function main(argv: string[]) {
       return await cmdHome(args);
     case "phone":
       return await cmdPhone(args, sub, args.positional.slice(2));
+    case "friend":
+      return await runFriendCommand(await configFrom(args), {
+        action: sub,
+        name: flag(args, "name"),
+        quota: flag(args, "quota"),
+        url: flag(args, "url"),
+      });
+    case "backup":
+      return await runBackupCommand(await configFrom(args), {
+        action: sub,
+        arg,
+        peer: flag(args, "peer"),
+        keepFrom: flag(args, "keep-from"),
+      });
+    case "restore": {
+      const keyFile = flag(args, "recovery-key-file");
+      return await runRestoreCommand(await configFrom(args), {
+        from: flag(args, "from") ?? sub,
+        recoveryKey: keyFile ? await Deno.readTextFile(keyFile) : undefined,
+        password: args.flags.has("password-stdin")
+          ? await readPassword(args, "Account password: ")
+          : undefined,
+        minSeq: flag(args, "min-seq"),
+        homeKey: flag(args, "home-key"),
+      });
+    }
     case "edge":
       return await cmdEdge(args, sub);
     default:

@@ -36,6 +36,8 @@ import {
   type RunningEdgeLink,
   startEdgeLink,
 } from "./edge_link.ts";
+import { type HomeHttp, hostsBackupPeers, startHomeHttp } from "./http.ts";
+import { type RunningBackup, startBackupLoop } from "./backup.ts";
 
 export interface HomeBox {
   config: HearthConfig;
@@ -49,6 +51,10 @@ export interface HomeBox {
   submission: SubmissionListener | null;
   /** The pull loop from the edge, when this box is linked to one. */
   edge: RunningEdgeLink | null;
+  /** The home HTTP listener (backup host role), when HomeOptions.http asked for it. */
+  http: HomeHttp | null;
+  /** Replication to friends' boxes (docs/backup.md); idle while no peer is added. */
+  backup: RunningBackup;
   close(): Promise<void>;
 }
 
@@ -111,6 +117,10 @@ export interface HomeOptions {
   resolver?: Resolver;
   /** The edge to pull from. Absent: `DATA/edge-link.json` if `hearth home link` made one. */
   edgeLink?: EdgeLinkConfig | null;
+  /** Serve the home HTTP port (config.homeHttpPort: backup host); off unless asked (tests share 8081). */
+  http?: boolean;
+  /** Backup loop timing (tests): first run delay and interval. */
+  backup?: { firstDelayMs?: number; intervalMs?: number };
 }
 
 /**
@@ -246,6 +256,34 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   const edge = link ? startEdgeLink({ dataDir: config.dataDir, kv, blobs, registry, link }) : null;
   // Paired phones sync through the edge's relay (docs/sync.md).
   const phones = link ? startPhoneService({ dataDir: config.dataDir, kv, registry, link }) : null;
+  let http: HomeHttp | null = null;
+  try {
+    if (opts.http) {
+      http = startHomeHttp({
+        dataDir: config.dataDir,
+        kv,
+        listen: config.listen,
+        port: config.homeHttpPort,
+      });
+    }
+  } catch (e) {
+    // A box that keeps no friend's backup does not need the port (several boxes on one machine).
+    if (!(await hostsBackupPeers(kv))) {
+      log.warn("home-http.unavailable", { port: config.homeHttpPort, error: e });
+    } else {
+      await phones?.stop();
+      await edge?.stop();
+      await mx?.close();
+      await submission?.close();
+      await runner?.stop();
+      await imap.close();
+      kv.close();
+      throw new UsageError(
+        `${(e as Error).message}; pass --home-http-port or stop the other server`,
+      );
+    }
+  }
+  const backup = startBackupLoop({ dataDir: config.dataDir, kv, blobs, registry }, opts.backup);
   return {
     config,
     kv,
@@ -255,7 +293,11 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
     mx,
     submission,
     edge,
+    http,
+    backup,
     async close() {
+      await backup.stop();
+      await http?.close();
       await phones?.stop();
       await edge?.stop();
       await collecting;

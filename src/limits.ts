@@ -107,4 +107,13 @@ export const limits = {
   relayMailboxItems: 10_000,
   /** Mail arrivals for one device within this window become one Web Push (docs/push.md). */
   pushDebounceMs: 5 * 1000,
+  /** Friend's box backup (docs/backup.md): largest object and manifest a host accepts. */
+  backupObjectBytes: 64 * 1024 * 1024,
+  backupManifestBytes: 60 * 1024,
+  /** A prune request takes effect this long after it is made (a compromised home cannot rush it). */
+  backupPruneGraceMs: 30 * 24 * 60 * 60 * 1000,
+  /** The home box replicates to its backup peers this often (and soon after a start). */
+  backupIntervalMs: 5 * 60 * 1000,
+  /** Restore drills: a random sample fetched back from each peer and verified this often. */
+  backupDrillIntervalMs: 24 * 60 * 60 * 1000,
 } as const;

@@ -1,0 +1,161 @@
+/**
+ * Restore drills (docs/backup.md): the home box regularly fetches a random
+ * sample back from each backup peer and checks what a restore would check:
+ * the newest manifest is at least the version this box sent (no rollback)
+ * and signed by this box's key, and each sampled object matches its digest
+ * and size. When an account is unlocked, one sampled message is opened with
+ * its key. The result is kept per peer (`hearth backup status`); a failure is
+ * put in every account's INBOX, once a day per peer.
+ *
+ * @example
+ * ```ts
+ * const result = await drillPeer({ dataDir, kv, blobs }, peerId);
+ * ```
+ */
+import { openSealed, sealToRecipient } from "../src/crypto/age.ts";
+import { BackupClient } from "../sync/backup/client.ts";
+import {
+  decodeBlobList,
+  decodeCatalog,
+  type Manifest,
+  objectIdOf,
+  type ObjectRef,
+  verifyManifest,
+} from "../sync/backup/format.ts";
+import type { BackupDeps, BackupPeerRecord } from "./backup.ts";
+import { homeSigningKey } from "./edge_link.ts";
+import type { AccountRecord, AccountRegistry } from "./store/accounts.ts";
+import { deliverSealed } from "./store/deliver.ts";
+
+export interface DrillResult {
+  at: number;
+  ok: boolean;
+  seq: number;
+  checked: number;
+  bytes: number;
+  /** Whether a sampled message was opened with its account key (the account was unlocked). */
+  opened: boolean;
+  error: string | null;
+}
+
+export interface DrillDeps extends BackupDeps {
+  /** Unlocked accounts' keys, to open one sampled message. */
+  registry?: AccountRegistry;
+  random?: () => number;
+}
+
+function sample<T>(items: T[], n: number, random: () => number): T[] {
+  const copy = items.slice();
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy.slice(0, n);
+}
+
+/** Runs one drill against one peer, records it, and reports a failure to the accounts. */
+export async function drillPeer(deps: DrillDeps, peerId: string, size = 8): Promise<DrillResult> {
+  const { kv } = deps;
+  const random = deps.random ?? Math.random;
+  const rec = (await kv.get<BackupPeerRecord>(["backup", "peer", peerId])).value;
+  if (!rec) throw new Error(`no backup peer ${peerId}`);
+  const key = await homeSigningKey(deps.dataDir);
+  const client = new BackupClient(rec.url, rec.peer, key, { fetch: deps.fetch });
+  const result: DrillResult = {
+    at: Date.now(),
+    ok: false,
+    seq: 0,
+    checked: 0,
+    bytes: 0,
+    opened: false,
+    error: null,
+  };
+  const check = async (ref: ObjectRef, what: string) => {
+    const bytes = await client.getObject(ref.id).catch((e) => {
+      throw new Error(`${what} (object ${ref.id}) could not be fetched: ${(e as Error).message}`);
+    });
+    if (objectIdOf(bytes) !== ref.id || bytes.length !== ref.size) {
+      throw new Error(`${what} (object ${ref.id}) is damaged on the backup host`);
+    }
+    result.checked++;
+    result.bytes += bytes.length;
+    return bytes;
+  };
+  try {
+    const list = await client.manifests();
+    const newest = Math.max(0, ...list.manifests.map((m) => m.seq));
+    if (newest < rec.seq) {
+      throw new Error(
+        `the backup host shows version ${newest}, older than version ${rec.seq} this box sent (a rollback)`,
+      );
+    }
+    if (!newest) throw new Error("the backup host holds no version yet");
+    const m: Manifest = await verifyManifest(await client.manifest(newest), key.publicKey);
+    result.seq = m.seq;
+    for (const a of m.accounts) {
+      await check(a.snapshot, `the snapshot of account ${a.id}`);
+      await check(a.wrapped, `the wrapped key of account ${a.id}`);
+      const catalog = decodeCatalog(await check(a.blobs, `the catalog of account ${a.id}`));
+      for (const u of sample(catalog.units, 2, random)) {
+        await check(u, `a state unit of account ${a.id}`);
+      }
+      const blobs = [];
+      for (const b of sample(catalog.buckets, 4, random)) {
+        blobs.push(...decodeBlobList(await check(b, `a blob list of account ${a.id}`)));
+      }
+      const picked = sample(blobs, size, random);
+      const identity = deps.registry?.unlocked(a.id)?.keys.identity;
+      for (const b of picked) {
+        const sealed = await check(b, `message ${b.id} of account ${a.id}`);
+        if (b.index) await check(b.index, `the index of message ${b.id}`);
+        if (identity && !result.opened) {
+          await openSealed(sealed, identity).catch(() => {
+            throw new Error(`message ${b.id} of account ${a.id} does not open with its key`);
+          });
+          result.opened = true;
+        }
+      }
+    }
+    result.ok = true;
+  } catch (e) {
+    result.error = (e as Error).message;
+  }
+  await kv.set(["backup", "drill", peerId], result);
+  if (!result.ok) await reportFailure(deps, rec, result);
+  return result;
+}
+
+/** The last drill of a peer, if any. */
+export async function lastDrill(kv: Deno.Kv, peerId: string): Promise<DrillResult | null> {
+  return (await kv.get<DrillResult>(["backup", "drill", peerId])).value;
+}
+
+/** A message to every account's INBOX: sealed to its key, stored once per peer and day. */
+async function reportFailure(deps: DrillDeps, peer: BackupPeerRecord, r: DrillResult) {
+  const day = new Date(r.at).toISOString().slice(0, 10);
+  const text = [
+    "From: Hearth <postmaster@localhost>",
+    "Subject: Backup check failed",
+    `Date: ${new Date(r.at).toUTCString()}`,
+    `Message-ID: <backup-drill-${peer.peer}-${day}@hearth>`,
+    "Content-Type: text/plain; charset=utf-8",
+    "",
+    `Your home box checked its backup at ${peer.url} and found a problem:`,
+    "",
+    `  ${r.error}`,
+    "",
+    'Run "hearth backup status" and "hearth backup run"; if it persists, ask your friend to check',
+    "their box, or add another backup peer.",
+    "",
+  ].join("\r\n");
+  const raw = new TextEncoder().encode(text);
+  for await (const e of deps.kv.list<AccountRecord>({ prefix: ["account"] })) {
+    await deliverSealed(deps.kv, deps.blobs, {
+      account: e.value.id,
+      sealed: await sealToRecipient(raw, e.value.recipient),
+      size: raw.length,
+      date: r.at,
+      itemId: `backup-drill-${peer.peer}-${day}-${e.value.id}`,
+    }, deps.registry).catch(() => {});
+  }
+}
