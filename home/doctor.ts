@@ -13,6 +13,8 @@
  * Deno.exit(doctorExitCode(results));
  * ```
  */
+import { type BackupPeerRecord, backupPeers } from "./backup.ts";
+import { type DrillResult, lastDrill } from "./backup_drill.ts";
 import type { HearthConfig } from "../src/config.ts";
 import { certificateInfo } from "../src/tls.ts";
 import { dnsRecords } from "./dns_records.ts";
@@ -320,14 +322,49 @@ const queueCheck: Check = {
 
 const backupCheck: Check = {
   name: "backups",
-  // Friend backups and restore drills are issue 6, not built yet: say so, fake nothing.
-  run: () =>
-    Promise.resolve({
-      status: "warn" as const,
-      sentence: "no backup peer is configured, so no restore drill has run",
-      fix:
-        'friend backups are coming ("hearth backup add-peer"); until then copy the data directory while the box is stopped',
-    }),
+  async run(ctx) {
+    const { kv } = await openStore(ctx.config);
+    let peers: BackupPeerRecord[];
+    const drills = new Map<string, DrillResult | null>();
+    try {
+      peers = await backupPeers(kv);
+      for (const p of peers) drills.set(p.peer, await lastDrill(kv, p.peer));
+    } finally {
+      kv.close();
+    }
+    if (!peers.length) {
+      return {
+        status: "warn",
+        sentence: "no backup peer is configured: a dead disk would lose this box's mail",
+        fix: 'ask a friend with a Hearth box for a grant ("hearth friend allow"), then run ' +
+          `"hearth backup add-peer GRANT ${data(ctx)}"`,
+      };
+    }
+    const problems: string[] = [];
+    for (const p of peers) {
+      const drill = drills.get(p.peer);
+      if (p.lastError) problems.push(`${p.url}: the last run failed (${p.lastError})`);
+      else if (!p.lastSuccess || ctx.now() - p.lastSuccess > dayMs) {
+        problems.push(`${p.url}: no successful backup for more than a day`);
+      }
+      if (drill && !drill.ok) problems.push(`${p.url}: the last restore drill failed`);
+    }
+    if (problems.length) {
+      return {
+        status: "fail",
+        sentence: problems.join("; "),
+        fix: `"hearth backup status ${data(ctx)}" shows each peer; "hearth backup run" retries`,
+      };
+    }
+    const last = Math.max(...peers.map((p) => p.lastSuccess ?? 0));
+    const drilled = [...drills.values()].filter((d) => d?.ok).length;
+    return {
+      status: "ok",
+      sentence: `${peers.length} backup peer${peers.length > 1 ? "s" : ""}, last backup ${
+        formatDuration(ctx.now() - last)
+      } ago; ${drilled} with a passed restore drill`,
+    };
+  },
 };
 
 const diskCheck: Check = {

@@ -16,6 +16,7 @@
  * console.log(formatStatus(await boxStatus(config)));
  * ```
  */
+import { backupPeers } from "./backup.ts";
 import type { HearthConfig } from "../src/config.ts";
 import { openStore } from "./box.ts";
 import { homeSigningKey, readEdgeLink } from "./edge_link.ts";
@@ -59,10 +60,11 @@ export async function boxStatus(
   opts: StatusOptions = {},
 ): Promise<BoxStatus> {
   const { kv } = await openStore(config);
-  let accounts = 0, queue: QueueSummary;
+  let accounts = 0, queue: QueueSummary, peers: number;
   try {
     for await (const _ of kv.list({ prefix: ["account"] })) accounts++;
     queue = await queueSummary(kv, config.dataDir);
+    peers = (await backupPeers(kv)).length;
   } finally {
     kv.close();
   }
@@ -90,7 +92,10 @@ export async function boxStatus(
     storage,
     queue,
     edge,
-    backups: { peers: 0, note: "friend backups are not built yet (issue 6)" },
+    backups: {
+      peers,
+      note: peers ? '"hearth backup status" shows each peer' : "no peer (hearth backup add-peer)",
+    },
     disk,
   };
 }
@@ -144,7 +149,7 @@ export function formatStatus(s: BoxStatus, now = Date.now()): string {
           e.oldest === null ? "" : `, oldest ${formatDuration(now - e.oldest)}`
         }`,
     ),
-    row("backups", `none: ${s.backups.note}`),
+    row("backups", `${s.backups.peers || "none"}: ${s.backups.note}`),
     row(
       "disk",
       s.disk

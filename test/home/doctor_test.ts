@@ -145,7 +145,7 @@ Deno.test("hearth doctor on a good setup says all is well", async () => {
     const results = await runDoctor(ctx);
     const text = formatDoctor(results);
     assertEquals(results.filter((r) => r.status === "fail"), [], text);
-    // Friend backups are not built yet (issue 6): the only warning.
+    // No backup peer is configured in this setup: the only warning.
     assertEquals(results.filter((r) => r.status === "warn").map((r) => r.name), ["backups"], text);
     assertEquals(doctorExitCode(results), 0);
     assert(text.endsWith("All is well: no problem found (1 warning above)."), text);
