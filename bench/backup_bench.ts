@@ -23,9 +23,6 @@ import { formatGrant } from "../sync/backup/format.ts";
 import { generateCorpus } from "./corpus.ts";
 import { log } from "./report.ts";
 
-const args = Deno.args;
-const count = Number(args[args.indexOf("--messages") + 1] || 10_000) || 10_000;
-const keep = args.includes("--keep");
 const ports = {
   imapPort: 0,
   imapsPort: 0,
@@ -61,7 +58,14 @@ async function rsyncSeconds(from: string, to: string): Promise<number | null> {
   return (performance.now() - t) / 1000;
 }
 
-if (import.meta.main) {
+/** Runs the benchmark; `args` as on the command line (`deno task bench` passes --backup-*). */
+export async function runBackupBench(args: string[]): Promise<void> {
+  const flag = (name: string) => {
+    const i = args.findIndex((a) => a === name || a === name.replace("--", "--backup-"));
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const count = Number(flag("--messages") || 10_000) || 10_000;
+  const keep = args.includes("--keep");
   setLog.setLevel("warn");
   const root = await Deno.makeTempDir({ prefix: "hearth-backup-bench-" });
   const [dirA, dirB, dirR] = [`${root}/a`, `${root}/b`, `${root}/restored`];
@@ -148,3 +152,5 @@ if (import.meta.main) {
     else await Deno.remove(root, { recursive: true }).catch(() => {});
   }
 }
+
+if (import.meta.main) await runBackupBench(Deno.args);

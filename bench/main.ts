@@ -16,9 +16,11 @@ import { runSmtpBench } from "./smtp_bench.ts";
 import { runEdgeBench } from "./edge_bench.ts";
 import { runImportBench } from "./import_bench.ts";
 import { runSyncBench } from "./sync_bench.ts";
+import { runBackupBench } from "./backup_bench.ts";
 
 const USAGE =
-  `usage: deno task bench [--only-imap | --only-smtp | --only-edge | --only-import | --only-sync]
+  `usage: deno task bench [--only-imap | --only-smtp | --only-edge | --only-import | --only-sync |
+                  --only-backup]
                   [--keep]
   IMAP: [--messages N] [--runs N] [--only hearth|dovecot] [--seed N] [--json FILE]
   SMTP: [--smtp-messages N] [--smtp-concurrency 1,4,16] [--smtp-size BYTES]
@@ -27,7 +29,8 @@ const USAGE =
         [--edge-smtp-concurrency 1,4,16] [--edge-size BYTES] [--edge-seconds S]
   import: [--import-messages N] (hearth import against mbsync, from a private Dovecot)
   sync: [--sync-messages N] [--sync-new N] [--sync-flagged N] [--sync-rounds N]
-        [--sync-large N] [--sync-only hearth|dovecot] (phone sync against IMAP QRESYNC)`;
+        [--sync-large N] [--sync-only hearth|dovecot] (phone sync against IMAP QRESYNC)
+  backup: [--backup-messages N] (friend's-box replication and restore, against rsync)`;
 
 interface Split {
   imap: string[] | null;
@@ -35,6 +38,7 @@ interface Split {
   edge: string[] | null;
   import: string[] | null;
   sync: string[] | null;
+  backup: string[] | null;
 }
 
 function splitArgs(args: string[]): Split {
@@ -43,7 +47,9 @@ function splitArgs(args: string[]): Split {
   const edge: string[] = [];
   const imports: string[] = [];
   const sync: string[] = [];
+  const backup: string[] = [];
   let onlySync = false;
+  let onlyBackup = false;
   let onlyImport = false;
   let onlyEdge = false;
   let onlyImap = false;
@@ -55,7 +61,11 @@ function splitArgs(args: string[]): Split {
     else if (arg === "--only-edge") onlyEdge = true;
     else if (arg === "--only-import") onlyImport = true;
     else if (arg === "--only-sync") onlySync = true;
-    else if (arg.startsWith("--import-")) {
+    else if (arg === "--only-backup") onlyBackup = true;
+    else if (arg.startsWith("--backup-")) {
+      backup.push(arg);
+      if (!arg.includes("=") && i + 1 < args.length) backup.push(args[++i]);
+    } else if (arg.startsWith("--import-")) {
       // Every import flag takes a value, inline or next.
       imports.push(arg);
       if (!arg.includes("=") && i + 1 < args.length) imports.push(args[++i]);
@@ -72,6 +82,7 @@ function splitArgs(args: string[]): Split {
       edge.push(arg);
       imports.push(arg);
       sync.push(arg);
+      backup.push(arg);
     } else if (arg.startsWith("--smtp-")) {
       // Every SMTP flag takes a value, inline (--smtp-messages=100) or next.
       smtp.push(arg);
@@ -84,7 +95,7 @@ function splitArgs(args: string[]): Split {
       imap.push(arg);
     }
   }
-  const onlies = [onlyImap, onlySmtp, onlyEdge, onlyImport, onlySync];
+  const onlies = [onlyImap, onlySmtp, onlyEdge, onlyImport, onlySync, onlyBackup];
   if (onlies.filter(Boolean).length > 1) {
     console.error(`bench: the --only-* flags exclude each other\n${USAGE}`);
     Deno.exit(2);
@@ -96,11 +107,12 @@ function splitArgs(args: string[]): Split {
     edge: all || onlyEdge ? edge : null,
     import: all || onlyImport ? imports : null,
     sync: all || onlySync ? sync : null,
+    backup: all || onlyBackup ? backup : null,
   };
 }
 
 if (import.meta.main) {
-  const { imap, smtp, edge, import: imports, sync } = splitArgs(Deno.args);
+  const { imap, smtp, edge, import: imports, sync, backup } = splitArgs(Deno.args);
   let failed = false;
   for (
     const [name, args, run] of [
@@ -109,6 +121,7 @@ if (import.meta.main) {
       ["edge", edge, runEdgeBench],
       ["import", imports, runImportBench],
       ["sync", sync, runSyncBench],
+      ["backup", backup, runBackupBench],
     ] as const
   ) {
     if (args === null) continue;
