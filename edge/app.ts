@@ -20,6 +20,7 @@ import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
 import { receivedHeader } from "../src/smtp/received.ts";
 import { verifyRequest } from "../src/wire/signed_request.ts";
+import { jsonObject, readBody, requestPath } from "../src/wire/http_body.ts";
 import {
   type AckRequest,
   inboundHeaders,
@@ -65,37 +66,10 @@ function base64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-async function bodyOf(c: Context): Promise<Uint8Array | null> {
-  if (c.req.method === "GET" || c.req.method === "HEAD") return null;
-  const declared = Number(c.req.header("content-length") ?? 0);
-  if (declared > limits.messageBytes + 64 * 1024) {
-    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
-  }
-  const body = new Uint8Array(await c.req.arrayBuffer());
-  if (body.length > limits.messageBytes + 64 * 1024) {
-    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
-  }
-  return body;
-}
-
-function parseJson<T>(body: Uint8Array | null): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
-  } catch {
-    throw new ProtocolError("BAD", "the request body is not valid JSON");
-  }
-  // Every request body is an object; `null` or `[]` reached the handlers and answered 500 (fuzzing).
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError("BAD", "the request body must be a JSON object");
-  }
-  return value as T;
-}
-
-function pathOf(c: Context): string {
-  const url = new URL(c.req.url);
-  return url.pathname + url.search;
-}
+/** A request body: a message with its envelope is the largest thing posted here. */
+const bodyOf = (c: Context) => readBody(c.req.raw, limits.messageBytes + 64 * 1024);
+const parseJson = jsonObject;
+const pathOf = (c: Context) => requestPath(c.req.raw);
 
 export function createApp(deps: EdgeDeps): Hono<Env> {
   const { store } = deps;

@@ -16,6 +16,7 @@
  * await loop.stop();
  * ```
  */
+import { gzip } from "../src/compress.ts";
 import { sealToRecipient } from "../src/crypto/age.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../src/encoding.ts";
 import { UsageError } from "../src/errors.ts";
@@ -112,19 +113,7 @@ export function decodeTagged<T>(text: string): T {
   });
 }
 
-export async function gzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new CompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-export async function gunzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new DecompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
+export { gunzip } from "../src/compress.ts";
 
 /** What one account's snapshot holds (before gzip and sealing). */
 export interface AccountSnapshot {

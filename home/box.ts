@@ -11,7 +11,7 @@
 import type { HearthConfig } from "../src/config.ts";
 import { saveConfig } from "../src/config.ts";
 import { UsageError } from "../src/errors.ts";
-import { ensureLocalCertificate } from "../src/tls.ts";
+import { ensureLocalCertificate, fileExists } from "../src/tls.ts";
 import { BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
@@ -58,16 +58,6 @@ export interface HomeBox {
   close(): Promise<void>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Prepares a data directory: configuration, private CA and server
  * certificate. Safe to run again: nothing that exists is overwritten.
@@ -76,7 +66,7 @@ export async function initDataDir(config: HearthConfig): Promise<{ created: bool
   const dir = config.dataDir;
   await Deno.mkdir(`${dir}/blobs`, { recursive: true, mode: 0o700 });
   let created = false;
-  if (!(await exists(`${dir}/config.json`))) {
+  if (!(await fileExists(`${dir}/config.json`))) {
     await saveConfig(config);
     created = true;
   }
@@ -92,7 +82,7 @@ export async function initDataDir(config: HearthConfig): Promise<{ created: bool
 
 /** Opens the home box's index and blob store. */
 export async function openStore(config: HearthConfig) {
-  if (!(await exists(`${config.dataDir}/config.json`))) {
+  if (!(await fileExists(`${config.dataDir}/config.json`))) {
     throw new UsageError(
       `${config.dataDir} is not a Hearth data directory; run "hearth init" first (or pass --data)`,
     );

@@ -122,7 +122,8 @@ export function certificateInfo(pem: string): CertificateInfo {
   return { subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter, names };
 }
 
-async function fileExists(path: string): Promise<boolean> {
+/** Whether a path exists (other errors, such as permission, are thrown). */
+export async function fileExists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

@@ -99,17 +99,5 @@ export async function deleteRange(kv: Deno.Kv, start: Deno.KvKey, end: Deno.KvKe
   await deleteListed(kv, { start, end });
 }
 
-/** Gzip, for search text before it is encrypted. */
-export async function gzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new CompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-export async function gunzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new DecompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
+/** Gzip, for search text before it is encrypted (src/compress.ts). */
+export { gunzip, gzip } from "../../src/compress.ts";

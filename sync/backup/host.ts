@@ -13,6 +13,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { ProtocolError } from "../../src/errors.ts";
+import { jsonObject, readBody, requestPath } from "../../src/wire/http_body.ts";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import { verifyRequest } from "../../src/wire/signed_request.ts";
@@ -34,37 +35,10 @@ export interface BackupHostDeps {
 
 type Env = { Variables: { body: Uint8Array | null; keyId: string } };
 
-async function bodyOf(c: Context): Promise<Uint8Array | null> {
-  if (c.req.method === "GET" || c.req.method === "HEAD") return null;
-  // One object at the limit, with its batch framing (bodies are read before the signature check).
-  const max = limits.backupObjectBytes + 64 * 1024;
-  if (Number(c.req.header("content-length") ?? 0) > max) {
-    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
-  }
-  const body = new Uint8Array(await c.req.arrayBuffer());
-  if (body.length > max) {
-    throw new ProtocolError("NO", "the request body is too large", { http: 413 });
-  }
-  return body;
-}
-
-function jsonOf<T>(body: Uint8Array | null): T {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
-  } catch {
-    throw new ProtocolError("BAD", "the request body is not valid JSON");
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new ProtocolError("BAD", "the request body must be a JSON object");
-  }
-  return v as T;
-}
-
-function pathOf(c: Context): string {
-  const url = new URL(c.req.url);
-  return url.pathname + url.search;
-}
+// One object at the limit, with its batch framing (bodies are read before the signature check).
+const bodyOf = (c: Context) => readBody(c.req.raw, limits.backupObjectBytes + 64 * 1024);
+const jsonOf = jsonObject;
+const pathOf = (c: Context) => requestPath(c.req.raw);
 
 function peerOf(c: Context): string {
   const peer = c.req.param("peer") ?? "";

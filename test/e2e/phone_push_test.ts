@@ -4,7 +4,7 @@
 // debounce is shortened), the phone makes requests only when a push wakes it, and none while idle.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEdge } from "../../edge/main.ts";
-import { type RecordedPush, RecordingPushSender } from "../../edge/push.ts";
+import { RecordingPushSender } from "../../edge/push.ts";
 import { openSealed } from "../../src/crypto/age.ts";
 import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
 import { appendedMessage } from "./messages.ts";
