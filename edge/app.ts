@@ -431,6 +431,10 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     const id = await deps.relay!.post(to, c.get("body") ?? new Uint8Array());
     // A phone is woken by push to fetch it (it does not poll).
     if (!to.startsWith("home-")) deps.onRelay?.(to);
+    // `?ack=ID,ID`: the poster also acknowledges envelopes of its own mailbox (saves a request).
+    const ack = (c.req.query("ack") ?? "").split(",").filter(Boolean);
+    if (ack.length > limits.edgePullItems) throw new ProtocolError("BAD", "too many ids to ack");
+    if (ack.length) await deps.relay!.ack(c.get("party"), ack);
     return c.json({ id }, 201);
   });
 

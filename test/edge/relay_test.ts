@@ -67,13 +67,31 @@ Deno.test("a home and its device exchange envelopes through relay mailboxes", as
     });
     const after = await (await t.call(a.devKey, a.device, "GET", `/v1/relay/${a.device}`)).json();
     assertEquals(after.items, []);
+    // A post can acknowledge the poster's own envelopes on the way (one request fewer).
+    assertEquals(
+      (await t.call(a.key, a.homeId, "POST", `/v1/relay/${a.device}`, envelope)).status,
+      201,
+    );
+    const again = await (await t.call(a.devKey, a.device, "GET", `/v1/relay/${a.device}`)).json();
+    assertEquals(
+      (await t.call(
+        a.devKey,
+        a.device,
+        "POST",
+        `/v1/relay/${a.homeId}?ack=${again.items[0].id}`,
+        envelope,
+      )).status,
+      201,
+    );
+    const acked = await (await t.call(a.devKey, a.device, "GET", `/v1/relay/${a.device}`)).json();
+    assertEquals(acked.items, []);
     // The device answers its home.
     assertEquals(
       (await t.call(a.devKey, a.device, "POST", `/v1/relay/${a.homeId}`, envelope)).status,
       201,
     );
     const home = await (await t.call(a.key, a.homeId, "GET", `/v1/relay/${a.homeId}`)).json();
-    assertEquals(home.items.length, 1);
+    assertEquals(home.items.length, 2);
   } finally {
     t.kv.close();
   }
