@@ -643,7 +643,7 @@ async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
       if (e instanceof TypeError) throw new UsageError(e.message);
       throw e;
     }
-    const report = await phone.sync();
+    const report = await phone.sync({ flush: true });
     console.log(`Joined as ${phone.device} for ${phone.address}; ${report.received} updates.`);
     return;
   }
@@ -651,7 +651,8 @@ async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
     throw new UsageError((e as Error).message);
   });
   if (sub === "sync") {
-    const r = await phone.sync();
+    // Someone is waiting at the terminal: replies go out now, not with the next exchange.
+    const r = await phone.sync({ flush: true });
     console.log(
       `Synced: ${r.received} in, ${r.sent} out, ${r.requests} requests, ` +
         `${r.bytesIn} bytes in, ${r.bytesOut} bytes out.`,

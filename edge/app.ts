@@ -421,16 +421,11 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
   };
 
   app.post("/v1/relay/:id", signedByParty, async (c) => {
-    const to = c.req.param("id");
-    const [mine, theirs] = await Promise.all([homeOf(c.get("party")), homeOf(to)]);
-    if (!theirs || mine !== theirs) {
-      throw new ProtocolError("NO", "envelopes go only between a home and its devices", {
-        http: 403,
-      });
-    }
-    const id = await deps.relay!.post(to, c.get("body") ?? new Uint8Array());
-    // A phone is woken by push to fetch it (it does not poll).
-    if (!to.startsWith("home-")) deps.onRelay?.(to);
+    const id = await relayPost(
+      c.get("party"),
+      c.req.param("id"),
+      c.get("body") ?? new Uint8Array(),
+    );
     // `?ack=ID,ID`: the poster also acknowledges envelopes of its own mailbox (saves a request).
     const ack = (c.req.query("ack") ?? "").split(",").filter(Boolean);
     if (ack.length > limits.edgePullItems) throw new ProtocolError("BAD", "too many ids to ack");
@@ -438,8 +433,8 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     return c.json({ id }, 201);
   });
 
-  app.get("/v1/relay/:id", signedByParty, ownMailbox, async (c) => {
-    const me = c.get("party");
+  /** What waits in `me`'s relay mailbox (long-poll up to `?wait=S`), as the relay GET answers. */
+  const relayPull = async (c: Context<Env>, me: string) => {
     const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
     const deadline = now() + wait;
     for (;;) {
@@ -459,6 +454,47 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       }
       await deps.relay!.wait(me, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
     }
+  };
+
+  /** Posts one envelope from `party` to `to` (a home and its own devices only). */
+  const relayPost = async (party: string, to: string, envelope: Uint8Array): Promise<string> => {
+    const [mine, theirs] = await Promise.all([homeOf(party), homeOf(to)]);
+    if (!theirs || mine !== theirs) {
+      throw new ProtocolError("NO", "envelopes go only between a home and its devices", {
+        http: 403,
+      });
+    }
+    const id = await deps.relay!.post(to, envelope);
+    // A phone is woken by push to fetch it (it does not poll).
+    if (!to.startsWith("home-")) deps.onRelay?.(to);
+    return id;
+  };
+
+  app.get("/v1/relay/:id", signedByParty, ownMailbox, (c) => relayPull(c, c.get("party")));
+
+  // One round trip for a phone woken by push: post its envelopes, acknowledge what it
+  // processed, and take what waits, in one request.
+  app.post("/v1/relay/:id/exchange", signedByParty, ownMailbox, async (c) => {
+    const req = parseJson<{ ack?: unknown; send?: unknown }>(c.get("body"));
+    const ack = Array.isArray(req.ack) ? req.ack.filter((x) => typeof x === "string") : [];
+    const send = Array.isArray(req.send) ? req.send : [];
+    if (ack.length > limits.edgePullItems || send.length > limits.edgePullItems) {
+      throw new ProtocolError("BAD", "too many envelopes in one exchange");
+    }
+    for (const item of send as { to?: unknown; envelope?: unknown }[]) {
+      if (typeof item?.to !== "string" || typeof item?.envelope !== "string") {
+        throw new ProtocolError("BAD", "each envelope to send has a recipient and base64 bytes");
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = Uint8Array.from(atob(item.envelope), (ch) => ch.charCodeAt(0));
+      } catch {
+        throw new ProtocolError("BAD", "an envelope is not base64");
+      }
+      await relayPost(c.get("party"), item.to, bytes);
+    }
+    if (ack.length) await deps.relay!.ack(c.get("party"), ack as string[]);
+    return await relayPull(c, c.get("party"));
   });
 
   app.post("/v1/relay/:id/ack", signedByParty, ownMailbox, async (c) => {

@@ -54,6 +54,10 @@ interface DeviceState {
   welcome?: Welcome;
   /** Newest edge item seen, so each sync asks only for newer ones. */
   lastItem?: string;
+  /** Sealed replies to what the last exchange brought, sent with the next one. */
+  outbox?: { to: string; envelope: string }[];
+  /** Envelopes the last exchange brought and this phone processed, acknowledged next time. */
+  acks?: string[];
   pending?: PendingMail[];
 }
 
@@ -221,7 +225,13 @@ export class Phone {
       return null;
     }
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
-    const text = await res.text();
+    return await this.#readRelay(await res.text());
+  }
+
+  /** Opens a relay answer: envelopes for this phone, and mail waiting at the edge. */
+  async #readRelay(
+    text: string,
+  ): Promise<{ ids: string[]; messages: SyncMessage[]; bytes: number }> {
     const body = JSON.parse(text) as {
       items: { id: string; envelope: string }[];
       mail?: { id: string; size: number; arrived: number; sealed?: string }[];
@@ -263,25 +273,37 @@ export class Phone {
     await res.body?.cancel();
   }
 
-  /** Posts `messages` to the home; the first post also acknowledges `ack` (this phone's ids). */
+  /** Seals `messages` for the home, in envelope-sized parts. */
+  async #seal(messages: SyncMessage[]): Promise<Uint8Array[]> {
+    const w = this.#state.welcome;
+    if (!w) return [];
+    const out: Uint8Array[] = [];
+    for (const m of messages) {
+      for (const part of splitPayload(encodeMessage(m), this.#envelopeBytes - 512)) {
+        out.push(
+          await sealEnvelope(
+            part,
+            { id: this.#state.device, key: this.#state.signing },
+            { id: w.homeId, recipient: w.homeRecipient },
+          ),
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Posts `messages` to the home now; the first post also acknowledges `ack`. */
   async #send(messages: SyncMessage[], ack: string[] = []): Promise<number> {
     const w = this.#state.welcome;
     if (!w || !messages.length) return 0;
     let bytes = 0;
     let ackQuery = ack.length ? `?ack=${ack.join(",")}` : "";
-    for (const m of messages) {
-      for (const part of splitPayload(encodeMessage(m), this.#envelopeBytes - 512)) {
-        const sealed = await sealEnvelope(
-          part,
-          { id: this.#state.device, key: this.#state.signing },
-          { id: w.homeId, recipient: w.homeRecipient },
-        );
-        bytes += sealed.length;
-        const res = await this.#request("POST", `/v1/relay/${w.homeId}${ackQuery}`, sealed);
-        if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
-        await res.body?.cancel();
-        ackQuery = "";
-      }
+    for (const sealed of await this.#seal(messages)) {
+      bytes += sealed.length;
+      const res = await this.#request("POST", `/v1/relay/${w.homeId}${ackQuery}`, sealed);
+      if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
+      await res.body?.cancel();
+      ackQuery = "";
     }
     return bytes;
   }
@@ -307,26 +329,51 @@ export class Phone {
   }
 
   /**
-   * One exchange: fetch what waits for this phone, apply it, send what the
-   * home lacks, acknowledge. Call it when a push arrives or the user acts.
+   * One exchange, one request (`POST /v1/relay/DEVICE/exchange`): it carries this phone's
+   * changes, the replies to what the previous exchange brought and its acknowledgement, and
+   * brings what waits (envelopes, and mail still at the edge). Replies to what it brings go
+   * with the next exchange — the home keeps sending changes meanwhile — unless `flush` is set
+   * (a user waiting on the screen) or the home asked for something only a reply gives (an
+   * unlock), when they are posted at once.
    */
-  async sync(): Promise<SyncReport> {
+  async sync(opts: { flush?: boolean } = {}): Promise<SyncReport> {
+    const w = this.#state.welcome;
+    if (!w) throw new Error("this phone has not joined an account yet");
     const before = this.requests;
-    const got = await this.#fetchEnvelopes(0);
+    const local = this.#peer.start().map((frame) => ({ kind: "sync" as const, frame }));
+    const send = [
+      ...(this.#state.outbox ?? []),
+      ...(await this.#seal(local)).map((e) => ({ to: w.homeId, envelope: toBase64(e) })),
+    ];
+    const body = enc({ ack: this.#state.acks ?? [], send });
+    const res = await this.#request(
+      "POST",
+      `/v1/relay/${this.#state.device}/exchange?wait=0&mail=${this.#state.lastItem ?? ""}`,
+      body,
+    );
+    if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
+    const got = await this.#readRelay(await res.text());
+    this.#state.outbox = [];
+    this.#state.acks = got.ids;
     const out: SyncMessage[] = [];
-    await this.#handle(got?.messages ?? [], out);
-    if (!out.some((m) => m.kind === "sync")) {
-      out.push(...this.#peer.start().map((frame) => ({ kind: "sync" as const, frame })));
+    await this.#handle(got.messages, out);
+    let bytesOut = body.length;
+    if (opts.flush || out.some((m) => m.kind !== "sync")) {
+      bytesOut += await this.#send(out, this.#state.acks);
+      if (!out.length && this.#state.acks.length) await this.#ack(this.#state.acks);
+      this.#state.acks = [];
+    } else {
+      this.#state.outbox = (await this.#seal(out)).map((e) => ({
+        to: w.homeId,
+        envelope: toBase64(e),
+      }));
     }
-    // The acknowledgement rides on the first post: one request fewer per exchange.
-    const bytesOut = await this.#send(out, got?.ids ?? []);
-    if (!out.length && got?.ids.length) await this.#ack(got.ids);
     await this.#save();
     return {
       requests: this.requests - before,
-      received: got?.messages.length ?? 0,
-      sent: out.length,
-      bytesIn: got?.bytes ?? 0,
+      received: got.messages.length,
+      sent: local.length + out.length,
+      bytesIn: got.bytes,
       bytesOut,
     };
   }
@@ -445,6 +492,14 @@ export class Phone {
 /** The id the home box's blob store gives these sealed bytes (home/store/blobs.ts). */
 async function blobIdOf(sealed: Uint8Array): Promise<string> {
   return toHex((await sha256(sealed)).subarray(0, 16));
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
 }
 
 function fromBase64(text: string): Uint8Array {

@@ -206,7 +206,7 @@ Deno.test("battery model: over a day of 12 bursts the phone only talks when push
     assertEquals(phone.list("INBOX").length, 40);
     // Every request was made inside a push-driven sync: requests = syncs × requests per sync.
     assertEquals(driver.handled, pushes);
-    assert(requests <= pushes * 2, `${requests} requests for ${pushes} pushes`);
+    assertEquals(requests, pushes, "one request per push-driven sync");
     assert(pushes <= 40, `${pushes} pushes for 40 messages (debounced)`);
     console.log(`battery model: ${pushes} pushes, ${requests} requests for 40 messages`);
     imap.close();

@@ -97,6 +97,34 @@ Deno.test("a home and its device exchange envelopes through relay mailboxes", as
   }
 });
 
+Deno.test("one exchange posts, acknowledges and takes what waits in a single request", async () => {
+  const t = await setUp();
+  try {
+    const a = await t.home("a.test", "dev-aaaaaaaa01");
+    await t.call(a.key, a.homeId, "POST", `/v1/relay/${a.device}`, new Uint8Array([1]));
+    const first =
+      await (await t.call(a.devKey, a.device, "POST", `/v1/relay/${a.device}/exchange`, {
+        send: [{ to: a.homeId, envelope: btoa("\x07") }],
+      })).json();
+    assertEquals(first.items.length, 1);
+    const second =
+      await (await t.call(a.devKey, a.device, "POST", `/v1/relay/${a.device}/exchange`, {
+        ack: [first.items[0].id],
+      })).json();
+    assertEquals(second.items, [], "acknowledged by the second exchange");
+    const home = await (await t.call(a.key, a.homeId, "GET", `/v1/relay/${a.homeId}`)).json();
+    assertEquals(home.items.map((i: { envelope: string }) => i.envelope), [btoa("\x07")]);
+    // Sending to another home's party is refused like a post.
+    const b = await t.home("b.test", "dev-bbbbbbbb01");
+    const refused = await t.call(a.devKey, a.device, "POST", `/v1/relay/${a.device}/exchange`, {
+      send: [{ to: b.device, envelope: btoa("x") }],
+    });
+    assertEquals(refused.status, 403);
+  } finally {
+    t.kv.close();
+  }
+});
+
 Deno.test("another home's parties can neither post to nor read a relay mailbox", async () => {
   const t = await setUp();
   try {
