@@ -680,7 +680,20 @@ export class AccountStore {
       return hit;
     }
     // A blob delivered recently may still be staged in KV (staging.ts): the same age bytes.
-    const raw = await openSealed(await this.#staging.get(blob), this.#keys.identity);
+    let sealed: Uint8Array;
+    try {
+      sealed = await this.#staging.get(blob);
+    } catch (e) {
+      // Expunged by another session while this one still shows the message: RFC 2180 §4.1.2
+      // lets the server refuse the FETCH; RFC 9051 §7.1 names the reason EXPUNGEISSUED.
+      if (e instanceof Deno.errors.NotFound && !this.state.blobRefs.has(blob)) {
+        throw new ProtocolError("NO", "A message was expunged by another session", {
+          imapCode: "EXPUNGEISSUED",
+        });
+      }
+      throw e;
+    }
+    const raw = await openSealed(sealed, this.#keys.identity);
     if (raw.length <= rawCacheBytes / 16) {
       this.#rawCache.set(blob, raw);
       this.#rawCacheSize += raw.length;

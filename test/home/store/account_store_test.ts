@@ -300,3 +300,20 @@ Deno.test("crash leftovers are collected: orphaned metadata at unlock, unrecorde
     assertEquals(await reopened.ingestArrivals(), 1);
     await reopened.close();
   }));
+
+Deno.test("reading a message another session expunged answers NO [EXPUNGEISSUED]", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    const p = await store.prepareMessage(message("soon gone"));
+    const uid = await store.mutate(addTo("INBOX", p));
+    await store.mutate((tx) => {
+      const mb = tx.state.byName("INBOX")!;
+      tx.push({ op: "expunge", mb: mb.id, uids: [uid], modseq: tx.nextModSeq() });
+    });
+    await store.collectUnreferenced([p.blob]);
+    await assertRejects(
+      () => store.message(p.blob),
+      (e: unknown) => (e as { imapCode?: string }).imapCode === "EXPUNGEISSUED",
+    );
+    await store.close();
+  }));
