@@ -233,7 +233,10 @@ Deno.test({
                 const go = await c.reply();
                 if (go === null) break;
                 if (go !== 354) continue;
-                const end = s.body.length && s.body[s.body.length - 1] === 0x0a
+                // Only CRLF "." CRLF ends DATA (RFC 5321 §4.1.1.4): a body ending in a bare LF
+                // still needs its own CRLF before the dot, or the server rightly keeps waiting.
+                const n = s.body.length;
+                const end = n >= 2 && s.body[n - 2] === 0x0d && s.body[n - 1] === 0x0a
                   ? ".\r\n"
                   : "\r\n.\r\n";
                 await c.write(Uint8Array.from([...s.body, ...enc.encode(end)]));
