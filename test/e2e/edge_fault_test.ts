@@ -29,7 +29,7 @@ import { sealToRecipient } from "../../src/crypto/age.ts";
 import { TestResolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
 import { addHome, startEdgeProcess } from "./edge_process.ts";
-import { startHomeProcess, testAddress, testPassword, testScryptLogN } from "./harness.ts";
+import { startHomeProcess, testAddress, testPassword, testScryptLogN, waitFor } from "./harness.ts";
 import { RawImap } from "./raw_imap.ts";
 import { RawSmtp } from "./raw_smtp.ts";
 
@@ -38,14 +38,6 @@ const decoder = new TextDecoder();
 const domain = "hearth.localhost";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, ms: number, check: () => Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** A small message whose Message-ID is `<tag-i@load.invalid>`. */
 function message(tag: string, i: number): Uint8Array {

@@ -10,7 +10,7 @@ import { startEdge } from "../../edge/main.ts";
 import { dkimRecordName, dkimTxtRecord, ensureDkimKey } from "../../home/queue/dkim.ts";
 import { mailauthResolver, TestResolver } from "../../src/dns.ts";
 import { startFakeMx } from "../src/queue/fake_mx.ts";
-import { inbox, startTestBox, type TestBox } from "./harness.ts";
+import { inbox, startTestBox, type TestBox, waitFor } from "./harness.ts";
 
 async function submit(box: TestBox, to: string, subject: string) {
   const transport = nodemailer.createTransport({
@@ -27,14 +27,6 @@ async function submit(box: TestBox, to: string, subject: string) {
     await transport.sendMail({ from: box.address, to, subject, text: "Sent through the edge." });
   } finally {
     transport.close();
-  }
-}
-
-async function waitFor(what: string, ms: number, check: () => boolean | Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -4,7 +4,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type Edge, startEdge } from "../../edge/main.ts";
 import { log } from "../../src/log.ts";
-import { runTool, startHomeProcess, startTestBox, testAddress } from "./harness.ts";
+import { runTool, startHomeProcess, startTestBox, testAddress, waitFor } from "./harness.ts";
 import { RawImap } from "./raw_imap.ts";
 import { scanForPlaintext } from "./plaintext_scan.ts";
 
@@ -68,14 +68,6 @@ async function subjects(port: number, address: string, password: string): Promis
     );
   } finally {
     c.close();
-  }
-}
-
-async function waitFor(what: string, ms: number, check: () => Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

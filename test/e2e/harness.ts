@@ -193,6 +193,20 @@ export function splitTrace(stored: Uint8Array): { trace: Map<string, string>; re
   return { trace, rest: new TextEncoder().encode(text.slice(off)) };
 }
 
+/** Polls `check` every `everyMs` until it holds; throws naming `what` after `ms`. */
+export async function waitFor(
+  what: string,
+  ms: number,
+  check: () => boolean | Promise<boolean>,
+  everyMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Picks a free loopback port by binding port 0 (racy in theory, fine on a test machine). */
 export function pickFreePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -8,7 +8,13 @@ import { RecordingPushSender } from "../../edge/push.ts";
 import { openSealed } from "../../src/crypto/age.ts";
 import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
 import { appendedMessage } from "./messages.ts";
-import { type HomeProcess, startHomeProcess, startTestBox, type TestBox } from "./harness.ts";
+import {
+  type HomeProcess,
+  startHomeProcess,
+  startTestBox,
+  type TestBox,
+  waitFor,
+} from "./harness.ts";
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
 
@@ -47,14 +53,6 @@ async function pairPhone(box: TestBox): Promise<Phone> {
   while (!(await reader.read()).done) { /* drain */ }
   assert((await child.status).success);
   return phone;
-}
-
-async function until(what: string, ms: number, check: () => boolean | Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A phone app that syncs exactly once per push, and never otherwise. */
@@ -115,7 +113,7 @@ Deno.test("with home stopped, mail reaches the phone by push; home's return adds
     let imap = await login();
     const phone = await pairPhone(home);
     await phone.subscribePush(subscription);
-    await until("the first sync", 20_000, async () => {
+    await waitFor("the first sync", 20_000, async () => {
       await phone.sync();
       return phone.doc.mailboxes().size > 0;
     });
@@ -125,7 +123,7 @@ Deno.test("with home stopped, mail reaches the phone by push; home's return adds
     const driver = pushDriven(phone, sender);
     const front = await edge.store.createFrontToken("test");
     await post(edge.url, front, "While home sleeps");
-    await until("a push", 10_000, () => driver.handled >= 1);
+    await waitFor("a push", 10_000, () => driver.handled >= 1);
     await driver.settled();
     const pending = phone.list("INBOX");
     assertEquals(pending.length, 1);
@@ -135,7 +133,7 @@ Deno.test("with home stopped, mail reaches the phone by push; home's return adds
 
     await home.restart();
     imap = await login();
-    await until("home to fetch it and tell the phone", 20_000, async () => {
+    await waitFor("home to fetch it and tell the phone", 20_000, async () => {
       await driver.settled();
       const list = phone.list("INBOX");
       return list.length === 1 && !list[0].pending;
@@ -172,7 +170,7 @@ Deno.test("battery model: over a day of 12 bursts the phone only talks when push
     await imap.ok(`LOGIN ${box.address} "${box.password}"`);
     const phone = await pairPhone(box);
     await phone.subscribePush(subscription);
-    await until("the first sync", 20_000, async () => {
+    await waitFor("the first sync", 20_000, async () => {
       await phone.sync();
       return phone.doc.mailboxes().size > 0;
     });
@@ -190,7 +188,7 @@ Deno.test("battery model: over a day of 12 bursts the phone only talks when push
     const idleChecks: number[] = [];
     for (const size of bursts) {
       for (let i = 0; i < size; i++) await post(edge.url, front, `Burst mail ${++n}`);
-      await until("the burst to reach the phone", 20_000, async () => {
+      await waitFor("the burst to reach the phone", 20_000, async () => {
         await driver.settled();
         return phone.list("INBOX").filter((m) => !m.pending).length === n;
       });
@@ -253,7 +251,7 @@ Deno.test("a chat from the phone reaches a local account at once, with an Urgenc
 
     const before = sender.sent.length;
     await phone.chat(friend, "Lunch at noon? 🥪");
-    await until("the chat push", 5_000, () => sender.sent.length > before);
+    await waitFor("the chat push", 5_000, () => sender.sent.length > before);
     const push = sender.sent[sender.sent.length - 1];
     assertEquals(push.payload, { kind: "chat", count: 1 });
     assertEquals(push.delivery.urgency, "high");
@@ -261,7 +259,7 @@ Deno.test("a chat from the phone reaches a local account at once, with an Urgenc
     const imap = await RawImap.connect(box.port);
     await imap.ok(`LOGIN ${friend} "${box.password}"`);
     let text = "";
-    await until("the chat in the friend's INBOX", 15_000, async () => {
+    await waitFor("the chat in the friend's INBOX", 15_000, async () => {
       await imap.ok("SELECT INBOX");
       const bodies = await imap.fetchAllBodies();
       text = [...bodies.values()].map((b) => new TextDecoder().decode(b)).join("\n");

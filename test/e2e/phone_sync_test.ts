@@ -8,7 +8,7 @@ import { ImapFlow } from "imapflow";
 import { startEdge } from "../../edge/main.ts";
 import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
 import { appendedMessage } from "./messages.ts";
-import { startTestBox, type TestBox } from "./harness.ts";
+import { startTestBox, type TestBox, waitFor } from "./harness.ts";
 import { scanForPlaintext } from "./plaintext_scan.ts";
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
@@ -68,14 +68,6 @@ async function pairWithCli(box: TestBox): Promise<{ code: string; done: Promise<
   return { code, done };
 }
 
-async function until(what: string, ms: number, check: () => Promise<boolean> | boolean) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 Deno.test("phone and IMAP client change flags at once; one phone sync merges all 60", async () => {
   const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
   const edge = await startEdge({
@@ -103,7 +95,7 @@ Deno.test("phone and IMAP client change flags at once; one phone sync merges all
     const phone = await Phone.join(pairing.code, new MemoryStorage(), { waitMs: 20_000 });
     assert((await pairing.done).includes(`Paired ${phone.device}`));
     assertEquals(phone.address, box.address);
-    await until("the phone to have the mailbox", 20_000, async () => {
+    await waitFor("the phone to have the mailbox", 20_000, async () => {
       await phone.sync();
       return phone.list("INBOX").length === 60;
     });
@@ -133,7 +125,7 @@ Deno.test("phone and IMAP client change flags at once; one phone sync merges all
     assertEquals(flagged, 30, "the phone has the IMAP client's 30 changes after one sync");
     assertEquals(report.requests, 1, "one request for the exchange");
 
-    await until("IDLE to see the phone's 30 changes", 15_000, () => seenUids.size >= 30);
+    await waitFor("IDLE to see the phone's 30 changes", 15_000, () => seenUids.size >= 30);
     const status = await writer.search({ seen: true });
     assertEquals((status as number[]).length, 30);
     await idler.status("INBOX", { messages: true });
