@@ -15,7 +15,7 @@ import type { OutboundQueue } from "../src/queue/queue.ts";
 import { acceptOutbound } from "./outbound.ts";
 import { parsePushSubscription, type PushRegistry } from "./push.ts";
 import type { RelayStore } from "./relay.ts";
-import { ProtocolError } from "../src/errors.ts";
+import { isDiskFull, ProtocolError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
 import { receivedHeader } from "../src/smtp/received.ts";
@@ -80,6 +80,15 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
   app.onError((err, c) => {
     if (err instanceof ProtocolError) {
       return c.json({ error: err.message }, (err.http ?? 400) as 400);
+    }
+    if (isDiskFull(err)) {
+      log.error("edge.disk-full", { path: c.req.path, error: err });
+      // RFC 9110 §15.6.4: a temporary condition; the front (or home) retries after Retry-After.
+      c.header("retry-after", "60");
+      return c.json(
+        { error: "the edge's storage is full; try again later" },
+        503,
+      );
     }
     log.error("edge.http-error", { path: c.req.path, error: err });
     return c.json({ error: "internal error; try again later" }, 500);

@@ -7,45 +7,14 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { LineClient } from "./line_client.ts";
 import { spawnBox, type SpawnedBox } from "./box_process.ts";
+import {
+  fillFilesystem,
+  mountSmallFilesystem,
+  smallFilesystemSkipReason,
+} from "./small_filesystem.ts";
 
-function canMount(): string | null {
-  if (Deno.build.os !== "linux") return "tmpfs mounts need Linux";
-  if (Deno.uid() !== 0) return "mounting a tmpfs needs root (CI runs as root)";
-  return null;
-}
-const skipReason = canMount();
+const skipReason = smallFilesystemSkipReason();
 if (skipReason) console.warn(`disk_full_test skipped: ${skipReason}`);
-
-async function run(cmd: string, args: string[]) {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-/** Fills the filesystem at `dir` with one file until ENOSPC. */
-async function fill(dir: string): Promise<string> {
-  const path = `${dir}/filler-${crypto.randomUUID()}`;
-  const f = await Deno.open(path, { write: true, create: true });
-  const chunk = new Uint8Array(64 * 1024);
-  try {
-    for (;;) {
-      try {
-        await f.write(chunk);
-      } catch {
-        break;
-      }
-    }
-    for (let n = 4096; n >= 1; n >>= 1) {
-      try {
-        while (true) await f.write(chunk.subarray(0, n));
-      } catch { /* next size */ }
-    }
-  } finally {
-    f.close();
-  }
-  return path;
-}
 
 async function smtpSend(box: SpawnedBox, subject: string): Promise<string> {
   const c = await LineClient.connect(box.ports.mxPort);
@@ -107,8 +76,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const mount = await Deno.makeTempDir({ prefix: "hearth-diskfull-" });
-    await run("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", mount]);
+    const fsys = await mountSmallFilesystem("32m");
+    const mount = fsys.dir;
     let box: SpawnedBox | null = null;
     try {
       box = await spawnBox({ env: { TMPDIR: mount } });
@@ -123,7 +92,7 @@ Deno.test({
       assert((await imap.append("appended before")).includes("OK"));
       acked.push("appended before");
 
-      const filler = await fill(mount);
+      const filler = await fillFilesystem(mount);
       const replies: string[] = [];
       for (let i = 0; i < 5; i++) {
         const r = await smtpSend(box, `while full ${i}`);
@@ -166,8 +135,7 @@ Deno.test({
       throw e;
     } finally {
       await box?.stop();
-      await run("umount", ["-l", mount]).catch(() => {});
-      await Deno.remove(mount, { recursive: true }).catch(() => {});
+      await fsys.unmount();
     }
   },
 });
