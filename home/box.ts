@@ -12,7 +12,7 @@ import type { HearthConfig } from "../src/config.ts";
 import { saveConfig } from "../src/config.ts";
 import { UsageError } from "../src/errors.ts";
 import { ensureLocalCertificate, fileExists } from "../src/tls.ts";
-import { BlobStore } from "./store/blobs.ts";
+import { type BlobFileSystem, BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
 import { log } from "../src/log.ts";
@@ -80,15 +80,24 @@ export async function initDataDir(config: HearthConfig): Promise<{ created: bool
   return { created };
 }
 
+/** Test hooks into the store's durable writes (fault injection: home/store/fsync_faults.ts). */
+export interface StorageHooks {
+  /** The blob store's file system. */
+  fileSystem?: BlobFileSystem;
+  /** Wraps the KV handle every part of the box uses. */
+  kv?: (kv: Deno.Kv) => Deno.Kv;
+}
+
 /** Opens the home box's index and blob store. */
-export async function openStore(config: HearthConfig) {
+export async function openStore(config: HearthConfig, hooks: StorageHooks = {}) {
   if (!(await fileExists(`${config.dataDir}/config.json`))) {
     throw new UsageError(
       `${config.dataDir} is not a Hearth data directory; run "hearth init" first (or pass --data)`,
     );
   }
-  const kv = await Deno.openKv(`${config.dataDir}/home.kv`);
-  const blobs = new BlobStore(`${config.dataDir}/blobs`);
+  const opened = await Deno.openKv(`${config.dataDir}/home.kv`);
+  const kv = hooks.kv ? hooks.kv(opened) : opened;
+  const blobs = new BlobStore(`${config.dataDir}/blobs`, hooks.fileSystem);
   return { kv, blobs };
 }
 
@@ -111,6 +120,8 @@ export interface HomeOptions {
   http?: boolean;
   /** Backup loop timing (tests): first run delay and interval. */
   backup?: { firstDelayMs?: number; intervalMs?: number };
+  /** Test hooks into the store's durable writes (fault injection). */
+  storage?: StorageHooks;
 }
 
 /**
@@ -139,7 +150,7 @@ export async function startHome(config: HearthConfig, opts: HomeOptions = {}): P
 }
 
 async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise<HomeBox> {
-  const { kv, blobs } = await openStore(config);
+  const { kv, blobs } = await openStore(config, opts.storage);
   const removed = await blobs.collectTemporaries();
   if (removed) log.info("blobs.temporaries-removed", { count: removed });
   // Blobs a crash left unrecorded: in the background, so start-up is not held up.

@@ -285,6 +285,9 @@ export function startEdgeLink(opts: EdgeLinkOptions): RunningEdgeLink {
           stored += done.length;
           log.info("edge-link.stored", { items: done.length });
         }
+        const failed = pull.items.length - done.length;
+        // A local store failure (I/O error, full disk) fails again at once: back off, not spin.
+        if (failed) throw new Error(`${failed} of ${pull.items.length} items could not be stored`);
         more = pull.more && done.length > 0;
         backoff = firstBackoff;
       } catch (e) {

@@ -81,6 +81,8 @@ export interface TestBoxOptions {
   edge?: { url: string; token: string };
   /** More accounts to create (with {@linkcode testPassword}), before any link. */
   accounts?: string[];
+  /** Test hooks into the store's durable writes (in-process boxes only). */
+  storage?: HomeOptions["storage"];
 }
 
 function bytesOf(raw: string | Uint8Array): Uint8Array {
@@ -134,6 +136,7 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
       queue: opts.queue === "box" ? undefined : opts.queue ?? null,
       outbound: opts.outbound,
       resolver: opts.resolver ?? new TestResolver(),
+      storage: opts.storage,
     });
   } catch (e) {
     await removeDir(prepared.dataDir);
