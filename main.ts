@@ -34,6 +34,10 @@ Commands:
   phone pair ADDRESS    show a one-time code that pairs a phone with the account (home box)
   phone join CODE       join an account as a phone (state in --data, default ./hearth-phone)
   phone sync | ls [MAILBOX] | flag ID [FLAG…] | move ID MAILBOX   the phone's mailbox
+                        (ls shows sender, subject and date once a sync brought them)
+  phone read ID [--wait S]  show a message; a body not on the phone is fetched from the home box
+  phone send ADDRESS[,…] SUBJECT [--text TEXT]   send a mail from the phone (text else on stdin);
+                        a copy goes to the account's Sent folder
   phone chat ADDRESS TEXT   send a chat message (a mail with Chat-Version: 1.0) from the phone
   init --domain D       prepare a data directory: configuration, keys, certificates
     [--account ADDRESS --password-stdin] [--edge here|URL [--token T]] [--edge-hostname H]
@@ -132,6 +136,8 @@ const valueFlags = new Set([
   "peer",
   "keep-from",
   "home-key",
+  "text",
+  "wait",
 ]);
 
 function parseArgs(argv: string[]): Args {
@@ -607,8 +613,6 @@ It posts mail with: Authorization: Bearer TOKEN to POST /v1/inbound`);
 }
 
 async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
-  const { Phone } = await import("./sync/phone/client.ts");
-  const { DirectoryStorage } = await import("./sync/phone/directory_storage.ts");
   if (sub === "pair") {
     const address = rest[0];
     if (!address) throw new UsageError("usage: hearth phone pair ADDRESS [--password-stdin]");
@@ -633,68 +637,13 @@ async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
     }
     return;
   }
-  const storage = new DirectoryStorage(flag(args, "data") ?? "./hearth-phone");
-  if (sub === "join") {
-    if (!rest[0]) throw new UsageError("usage: hearth phone join CODE [--data DIR]");
-    let phone;
-    try {
-      phone = await Phone.join(rest[0], storage);
-    } catch (e) {
-      if (e instanceof TypeError) throw new UsageError(e.message);
-      throw e;
-    }
-    const report = await phone.sync({ flush: true });
-    console.log(`Joined as ${phone.device} for ${phone.address}; ${report.received} updates.`);
-    return;
-  }
-  const phone = await Phone.open(storage).catch((e) => {
-    throw new UsageError((e as Error).message);
+  const { runPhoneCommand } = await import("./sync/phone/cli.ts");
+  await runPhoneCommand(sub, rest, {
+    data: flag(args, "data") ?? "./hearth-phone",
+    text: flag(args, "text"),
+    wait: flag(args, "wait"),
+    stdin: Deno.stdin.readable,
   });
-  if (sub === "sync") {
-    // Someone is waiting at the terminal: replies go out now, not with the next exchange.
-    const r = await phone.sync({ flush: true });
-    console.log(
-      `Synced: ${r.received} in, ${r.sent} out, ${r.requests} requests, ` +
-        `${r.bytesIn} bytes in, ${r.bytesOut} bytes out.`,
-    );
-  } else if (sub === "ls") {
-    const list = phone.list(rest[0]);
-    for (const m of list) {
-      console.log(
-        `${m.id.slice(0, 16)}  ${new Date(m.date).toISOString().slice(0, 16)}  ` +
-          `${m.mailboxName}  ${m.flags.join(" ") || "-"}  ${m.size} bytes`,
-      );
-    }
-    if (!list.length) console.log("No messages.");
-  } else if (sub === "chat") {
-    const [to, ...words] = rest;
-    if (!to || !words.length) throw new UsageError("usage: hearth phone chat ADDRESS TEXT");
-    await phone.chat(to, words.join(" ")).catch((e) => {
-      throw new UsageError((e as Error).message);
-    });
-    console.log(`Sent to ${to}.`);
-  } else if (sub === "flag" || sub === "move") {
-    const [prefix, ...more] = rest;
-    if (!prefix) {
-      throw new UsageError(
-        `usage: hearth phone ${sub} ID ${sub === "flag" ? "[FLAG…]" : "MAILBOX"}`,
-      );
-    }
-    const matches = phone.list().filter((m) => m.id.startsWith(prefix));
-    if (matches.length !== 1) {
-      throw new UsageError(`${matches.length ? "several messages" : "no message"} match ${prefix}`);
-    }
-    if (sub === "flag") await phone.flag(matches[0].id, more);
-    else {
-      if (!more[0]) throw new UsageError("usage: hearth phone move ID MAILBOX");
-      await phone.move(matches[0].id, more[0]).catch((e) => {
-        throw new UsageError((e as Error).message);
-      });
-    }
-    console.log(`Changed; "hearth phone sync" sends it.`);
-  } else {
-    throw new UsageError(`unknown phone command "${sub}"; see hearth --help`);
-  }
 }
 
 async function cmdHomeLink(args: Args, url: string | undefined, token: string | undefined) {

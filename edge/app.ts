@@ -302,17 +302,18 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
     return c.json({ subscribed: true });
   });
 
-  // Chat from a phone (docs/sync.md): a mail with Chat-Version: 1.0 (the Delta Chat convention),
-  // from one of the device's own addresses. Recipients served by this edge get it sealed at once
-  // with an Urgency: high push; others through the relay queue like the home's outbound mail.
-  app.post("/v1/devices/:id/chat", signedByDevice, async (c) => {
+  // Mail and chat from a phone (docs/sync.md), from one of the device's own addresses.
+  // Recipients served by this edge get it sealed at once, with a push (Urgency: high for chat);
+  // others through the relay queue like the home's outbound mail. A chat is a mail with
+  // Chat-Version: 1.0 (the Delta Chat convention).
+  const sendFromDevice = (kind: "mail" | "chat") => async (c: Context<Env>) => {
     const device = (await store.device(c.get("device")))!;
     const raw = c.get("body") ?? new Uint8Array();
     if (raw.length > limits.messageBytes) {
       throw new ProtocolError("NO", "the message is too large", { http: 413 });
     }
     const head = new TextDecoder().decode(raw.subarray(0, Math.min(raw.length, 16 * 1024)));
-    if (!/^Chat-Version:\s*1\.0\s*$/im.test(head)) {
+    if (kind === "chat" && !/^Chat-Version:\s*1\.0\s*$/im.test(head)) {
       throw new ProtocolError("BAD", "a chat message carries Chat-Version: 1.0");
     }
     const from = c.req.query("from") ?? "";
@@ -337,7 +338,7 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
         raw,
         recipients: local,
         client: { ip: "", helo: "", sender: from },
-        kind: "chat",
+        kind,
         received: (recipient) =>
           receivedHeader({
             helo: c.get("device"),
@@ -358,7 +359,9 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       await acceptOutbound({ store, queue: deps.queue }, device.home, from, remote, raw);
     }
     return c.json({ local: local.length, remote: remote.length }, 202);
-  });
+  };
+  app.post("/v1/devices/:id/chat", signedByDevice, sendFromDevice("chat"));
+  app.post("/v1/devices/:id/send", signedByDevice, sendFromDevice("mail"));
 
   // What waits at the edge for the device's account: a phone shows new mail while its home box
   // is offline. Read-only: only the home acks (deletes) items.

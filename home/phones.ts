@@ -33,7 +33,9 @@ import {
 } from "../sync/pairing.ts";
 import { Reassembler, splitPayload } from "../sync/parts.ts";
 import { SyncPeer } from "../sync/peer.ts";
+import { encodeSummaries } from "../sync/summary.ts";
 import { type EdgeLinkConfig, homeSigningKey } from "./edge_link.ts";
+import { appendFromPhone, newSummaries, sealedBlob, summariesOf } from "./phone_mail.ts";
 import { type AccountRegistry, identityFor, loginKey } from "./store/accounts.ts";
 import type { AccountStore } from "./store/account_store.ts";
 import { DocHost } from "./sync_host.ts";
@@ -260,7 +262,30 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
         await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
       }
       await savePeer(device, peer);
+      await sendSummaries(acct, device, rec);
     }
+  };
+
+  const summaryRuns = new Map<string, Promise<void>>();
+  /**
+   * Sends a phone the summaries of what was added since the last ones it got (docs/sync.md),
+   * one run per phone at a time. The heads they cover are kept in KV.
+   */
+  const sendSummaries = (acct: AccountSync, device: string, rec: PhoneRecord) => {
+    const key = ["phone", device, "summarized"];
+    const run = async () => {
+      const since = (await opts.kv.get<string[]>(key)).value;
+      if (since && since.join(",") === acct.host.doc.heads().join(",")) return;
+      const { entries, heads } = await newSummaries(acct.store, acct.host.doc, since);
+      if (entries.length) {
+        const batch = await encodeSummaries(entries);
+        await sendTo(edge, device, rec.recipient, { kind: "summaries", batch });
+      }
+      await opts.kv.set(key, heads);
+    };
+    const p = (summaryRuns.get(device) ?? Promise.resolve()).then(run);
+    summaryRuns.set(device, p.catch(() => {}));
+    return p;
   };
 
   const opening = new Map<string, Promise<AccountSync | null>>();
@@ -306,11 +331,31 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       if (!acct) log.warn("phone.unlock-refused", { device });
       return;
     }
-    if (m.kind !== "sync") return;
+    if (m.kind !== "sync" && m.kind !== "request" && m.kind !== "append") return;
     const acct = await accountSync(rec.account);
     if (!acct) {
       // Nobody has unlocked the account since the box started: ask the phone for the identity.
       await sendTo(edge, device, rec.recipient, { kind: "state", state: "locked" });
+      return;
+    }
+    if (m.kind === "request") {
+      for (const blob of m.blobs) {
+        const sealed = await sealedBlob(acct.store, blob);
+        await sendTo(edge, device, rec.recipient, { kind: "blob", blob, sealed });
+      }
+      const entries = await summariesOf(acct.store, m.summaries);
+      if (entries.length) {
+        const batch = await encodeSummaries(entries);
+        await sendTo(edge, device, rec.recipient, { kind: "summaries", batch });
+      }
+      return;
+    }
+    if (m.kind === "append") {
+      const stored = await appendFromPhone(acct.store, m).catch((e) => {
+        log.warn("phone.append-failed", { device, error: (e as Error).message });
+        return false;
+      });
+      log.info("phone.append", { device, stored });
       return;
     }
     const peer = await peerFor(acct, device);
@@ -325,6 +370,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     await acct.host.applyRemote(acct.host.doc.editsSince(before));
     for (const frame of replies) await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
     await savePeer(device, peer);
+    await sendSummaries(acct, device, rec);
   };
 
   // An account unlocked by a login (or a phone) gets its document opened if it has phones.

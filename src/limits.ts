@@ -105,6 +105,12 @@ export const limits = {
   /** Edge relay: largest sync envelope (one KV value), and envelopes one mailbox may hold. */
   relayEnvelopeBytes: 60 * 1024,
   relayMailboxItems: 10_000,
+  /** Phone summaries (docs/sync.md): characters of text in a snippet; summaries sent per
+   * mailbox at once, newest first (older ones on demand). */
+  phoneSnippetChars: 100,
+  phoneSummariesPerMailbox: 200,
+  /** How long `hearth phone read` waits for the home box to send a body it does not hold. */
+  phoneBodyWaitMs: 15 * 1000,
   /** Mail arrivals for one device within this window become one Web Push (docs/push.md). */
   pushDebounceMs: 5 * 1000,
   /** Friend's box backup (docs/backup.md): largest object and manifest a host accepts. */

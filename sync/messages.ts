@@ -7,7 +7,12 @@
  * - `2` welcome (home → new phone, JSON): the account, its identity and the home's keys;
  * - `3` unlock (phone → home, JSON): the account identity, for a home box that was restarted
  *   and has not been unlocked since (docs/sync.md);
- * - `4` state (home → phone, JSON): "locked" when the home cannot open the document yet.
+ * - `4` state (home → phone, JSON): "locked" when the home cannot open the document yet;
+ * - `5` summaries (home → phone): a batch of message summaries (sync/summary.ts);
+ * - `6` request (phone → home, JSON): the sealed blobs and the summaries it wants;
+ * - `7` blob (home → phone): `u8 n | n-byte blob id | the age file as stored` (empty: gone);
+ * - `8` append (phone → home): a copy of mail the phone sent, for the Sent folder:
+ *   `u16 n | n-byte JSON {mailbox use, flags, date} | the age file, sealed to the account`.
  *
  * @example
  * ```ts
@@ -33,21 +38,66 @@ export type SyncMessage =
   | { kind: "sync"; frame: Uint8Array }
   | { kind: "welcome"; welcome: Welcome }
   | { kind: "unlock"; account: string; identity: string }
-  | { kind: "state"; state: "locked" | "unknown-device" };
+  | { kind: "state"; state: "locked" | "unknown-device" }
+  | { kind: "summaries"; batch: Uint8Array }
+  | { kind: "request"; blobs: string[]; summaries: string[] }
+  | { kind: "blob"; blob: string; sealed: Uint8Array }
+  | { kind: "append"; use: string; flags: string[]; date: number; sealed: Uint8Array };
 
-const kinds = { sync: 1, welcome: 2, unlock: 3, state: 4 } as const;
+const kinds = {
+  sync: 1,
+  welcome: 2,
+  unlock: 3,
+  state: 4,
+  summaries: 5,
+  request: 6,
+  blob: 7,
+  append: 8,
+} as const;
+
+/** Blob ids and summaries one request may ask for. */
+export const maxRequested = 1000;
+
+const text = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+
+/** `u8|u16 length | head | rest`. */
+function headed(head: Uint8Array, rest: Uint8Array, wide: boolean): Uint8Array {
+  const n = wide ? 2 : 1;
+  if (head.length >= 2 ** (8 * n)) throw new RangeError("sync message head is too long");
+  const out = new Uint8Array(n + head.length + rest.length);
+  if (wide) out.set([head.length >> 8, head.length & 0xff]);
+  else out[0] = head.length;
+  out.set(head, n);
+  out.set(rest, n + head.length);
+  return out;
+}
+
+function body(m: SyncMessage): Uint8Array {
+  switch (m.kind) {
+    case "sync":
+      return m.frame;
+    case "welcome":
+      return text(m.welcome);
+    case "unlock":
+      return text({ account: m.account, identity: m.identity });
+    case "state":
+      return text({ state: m.state });
+    case "summaries":
+      return m.batch;
+    case "request":
+      return text({ blobs: m.blobs, summaries: m.summaries });
+    case "blob":
+      return headed(new TextEncoder().encode(m.blob), m.sealed, false);
+    case "append":
+      return headed(text({ use: m.use, flags: m.flags, date: m.date }), m.sealed, true);
+  }
+}
 
 export function encodeMessage(m: SyncMessage): Uint8Array {
-  const body = m.kind === "sync" ? m.frame : new TextEncoder().encode(JSON.stringify(
-    m.kind === "welcome"
-      ? m.welcome
-      : m.kind === "unlock"
-      ? { account: m.account, identity: m.identity }
-      : { state: m.state },
-  ));
-  const out = new Uint8Array(body.length + 1);
+  const b = body(m);
+  const out = new Uint8Array(b.length + 1);
   out[0] = kinds[m.kind];
-  out.set(body, 1);
+  out.set(b, 1);
   return out;
 }
 
@@ -67,6 +117,23 @@ function json(body: Uint8Array): Record<string, unknown> {
 function str(o: Record<string, unknown>, k: string): string {
   if (typeof o[k] !== "string") throw new RangeError(`sync message field ${k} is missing`);
   return o[k] as string;
+}
+
+function ids(o: Record<string, unknown>, k: string): string[] {
+  const v = o[k] ?? [];
+  if (!Array.isArray(v) || v.length > maxRequested || v.some((x) => typeof x !== "string")) {
+    throw new RangeError(`sync message field ${k} is not a list of ids`);
+  }
+  return v as string[];
+}
+
+/** Splits `u8|u16 length | head | rest`. */
+function unhead(b: Uint8Array, wide: boolean): [Uint8Array, Uint8Array] {
+  const n = wide ? 2 : 1;
+  if (b.length < n) throw new RangeError("sync message is truncated");
+  const len = wide ? (b[0] << 8) | b[1] : b[0];
+  if (b.length < n + len) throw new RangeError("sync message is truncated");
+  return [b.subarray(n, n + len), b.slice(n + len)];
 }
 
 /** Decodes a message; throws RangeError on anything malformed. */
@@ -100,6 +167,34 @@ export function decodeMessage(bytes: Uint8Array): SyncMessage {
         throw new RangeError("unknown sync state");
       }
       return { kind: "state", state };
+    }
+    case kinds.summaries:
+      return { kind: "summaries", batch: body.slice() };
+    case kinds.request: {
+      const o = json(body);
+      return { kind: "request", blobs: ids(o, "blobs"), summaries: ids(o, "summaries") };
+    }
+    case kinds.blob: {
+      const [id, sealed] = unhead(body, false);
+      let blob: string;
+      try {
+        blob = new TextDecoder("utf-8", { fatal: true }).decode(id);
+      } catch {
+        throw new RangeError("blob id is not UTF-8");
+      }
+      return { kind: "blob", blob, sealed };
+    }
+    case kinds.append: {
+      const [head, sealed] = unhead(body, true);
+      const o = json(head);
+      const flags = o.flags;
+      if (!Array.isArray(flags) || flags.some((f) => typeof f !== "string")) {
+        throw new RangeError("sync message field flags is not a list");
+      }
+      if (typeof o.date !== "number" || !Number.isFinite(o.date)) {
+        throw new RangeError("sync message field date is missing");
+      }
+      return { kind: "append", use: str(o, "use"), flags, date: o.date, sealed };
     }
     default:
       throw new RangeError(`unknown sync message kind ${bytes[0]}`);

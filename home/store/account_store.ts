@@ -510,6 +510,22 @@ export class AccountStore {
     return { blob, size: raw.length, pending };
   }
 
+  /**
+   * {@linkcode prepareMessage} for bytes already sealed to this account (a phone's copy of mail
+   * it sent): stored as they are, so the blob keeps the id its sender computed.
+   */
+  async prepareSealed(sealed: Uint8Array): Promise<PreparedMessage> {
+    const raw = await openSealed(sealed, this.#keys.identity);
+    const blob = await this.#blobs.put(sealed);
+    await this.#writeMeta(blob, raw);
+    return { blob, size: raw.length };
+  }
+
+  /** A message's sealed bytes as stored (a phone fetching a body gets the age file itself). */
+  sealed(blob: string): Promise<Uint8Array> {
+    return this.#staging.get(blob);
+  }
+
   /** Puts what {@linkcode prepareMessage} left pending into the commit of the mutation `tx`. */
   commitPrepared(tx: Tx, prepared: PreparedMessage) {
     for (const [key, value] of prepared.pending ?? []) tx.setNoLaterThanCommit(key, value);

@@ -15,9 +15,15 @@
  * for (const m of phone.list("INBOX")) console.log(m.id, m.flags);
  * ```
  */
-import { generateAccountKey } from "../../src/crypto/age.ts";
+import {
+  generateAccountKey,
+  openSealed,
+  recipientOf,
+  sealToRecipient,
+} from "../../src/crypto/age.ts";
 import { generateSigningKey, type SigningKey } from "../../src/crypto/device.ts";
-import { fromBase64Url, sha256, toBase64Url, toHex } from "../../src/encoding.ts";
+import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
+import { limits } from "../../src/limits.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
 import { AccountDoc, type DocMessage } from "../doc.ts";
 import { openEnvelope, sealEnvelope } from "../envelope.ts";
@@ -25,6 +31,9 @@ import { decodeMessage, encodeMessage, type SyncMessage, type Welcome } from "..
 import { decodePairingCode, makeHello, pairingBoxId } from "../pairing.ts";
 import { Reassembler, splitPayload } from "../parts.ts";
 import { SyncPeer } from "../peer.ts";
+import { decodeSummaries, summarize, type Summary } from "../summary.ts";
+import { composeMail } from "./compose.ts";
+import { blobIdOf, PhoneMailStore } from "./mail_store.ts";
 
 /** Where the phone keeps its state (files in Deno, IndexedDB in a browser). */
 export interface PhoneStorage {
@@ -59,7 +68,29 @@ interface DeviceState {
   /** Envelopes the last exchange brought and this phone processed, acknowledged next time. */
   acks?: string[];
   pending?: PendingMail[];
+  /** Bodies and summaries to ask the home for; `posted` once a request carried them. */
+  wants?: { blobs: string[]; summaries: string[]; posted: boolean };
+  /** Copies of mail this phone sent, for the account's Sent folder, until the home has them. */
+  appends?: SentCopy[];
 }
+
+/** Mail this phone sent; its sealed bytes are in the phone's storage under the blob id. */
+interface SentCopy {
+  blob: string;
+  date: number;
+  size: number;
+  /** Posted to the home (again after the home asked for an unlock). */
+  posted: boolean;
+}
+
+/** What {@linkcode Phone.body} found. */
+export type BodyResult =
+  /** The message as sent (opened with the account identity). */
+  | { kind: "body"; raw: Uint8Array; fetched: boolean }
+  /** Not on the phone, and the home box did not send it in time (offline or asleep). */
+  | { kind: "waiting" }
+  /** The home box no longer has it (expunged). */
+  | { kind: "gone" };
 
 export interface PhoneOptions {
   fetch?: typeof fetch;
@@ -71,8 +102,11 @@ export interface PhoneOptions {
 export interface PhoneMessage extends DocMessage {
   id: string;
   mailboxName: string;
-  /** True for mail still waiting at the edge (the home box is offline): not yet in a folder. */
+  /** True for mail still waiting at the edge (the home box is offline) or sent from this phone
+   * and not yet stored at home: not yet in a folder. */
   pending: boolean;
+  /** Sender, subject, date and snippet, once the phone has them. */
+  summary?: Summary;
 }
 
 export interface SyncReport {
@@ -93,7 +127,11 @@ export class Phone {
   readonly #envelopeBytes: number;
   #state: DeviceState;
   doc: AccountDoc;
+  /** Summaries and sealed blobs this phone keeps. */
+  readonly mail: PhoneMailStore;
   #peer: SyncPeer;
+  /** Blobs the home said it no longer has (this run). */
+  readonly #gone = new Set<string>();
   readonly #parts = new Reassembler();
   /** Every HTTP request since this object was made (the battery test counts them). */
   requests = 0;
@@ -103,11 +141,13 @@ export class Phone {
     state: DeviceState,
     doc: AccountDoc,
     syncState: Uint8Array | null,
+    mail: PhoneMailStore,
     opts: PhoneOptions,
   ) {
     this.#storage = storage;
     this.#state = state;
     this.doc = doc;
+    this.mail = mail;
     this.#peer = new SyncPeer(doc, syncState);
     this.#fetch = opts.fetch ?? fetch;
     this.#envelopeBytes = opts.envelopeBytes ?? 60 * 1024;
@@ -146,7 +186,8 @@ export class Phone {
       homeId: code.homeId,
       homeKey: code.homeKey,
     };
-    const phone = new Phone(storage, state, AccountDoc.empty(), null, opts);
+    const mail = await PhoneMailStore.open(storage);
+    const phone = new Phone(storage, state, AccountDoc.empty(), null, mail, opts);
     const hello = await makeHello(code, { publicKey: signing.publicKey, recipient: age.recipient });
     const res = await phone.#request(
       "POST",
@@ -179,14 +220,23 @@ export class Phone {
     const state = dec<DeviceState>(raw);
     const docBytes = await storage.get("doc");
     const doc = docBytes ? AccountDoc.load(docBytes) : AccountDoc.empty();
-    return new Phone(storage, state, doc, await storage.get("sync"), opts);
+    const mail = await PhoneMailStore.open(storage);
+    return new Phone(storage, state, doc, await storage.get("sync"), mail, opts);
   }
 
   async #save() {
-    if (this.#state.pending?.length) {
+    if (this.#state.pending?.length || this.#state.appends?.length) {
       const blobs = new Set([...this.doc.messages()].map(([, m]) => m.blob));
-      this.#state.pending = this.#state.pending.filter((p) => !blobs.has(p.blob));
+      const keep: PendingMail[] = [];
+      for (const p of this.#state.pending ?? []) {
+        if (!blobs.has(p.blob)) keep.push(p);
+        // Home has it now; the phone keeps the sealed bytes it already holds.
+        else if (p.sealed) await this.mail.putBlob(p.blob, fromBase64Url(p.sealed)).catch(() => {});
+      }
+      this.#state.pending = keep;
+      this.#state.appends = this.#state.appends?.filter((a) => !blobs.has(a.blob));
     }
+    await this.mail.save();
     await this.#storage.set("device", enc(this.#state));
     await this.#storage.set("doc", this.doc.save());
     await this.#storage.set("sync", this.#peer.state());
@@ -238,13 +288,16 @@ export class Phone {
     };
     for (const m of body.mail ?? []) {
       const sealed = m.sealed ? fromBase64(m.sealed) : null;
+      const blob = sealed ? await blobIdOf(sealed) : `edge-${m.id}`;
       (this.#state.pending ??= []).push({
         item: m.id,
-        blob: sealed ? await blobIdOf(sealed) : `edge-${m.id}`,
+        blob,
         size: m.size,
         arrived: m.arrived,
         sealed: sealed ? toBase64Url(sealed) : undefined,
       });
+      // The phone holds the sealed bytes: it makes the summary itself, as the home would.
+      if (sealed) await this.#summarizeSealed(blob, sealed);
       if (!this.#state.lastItem || m.id > this.#state.lastItem) this.#state.lastItem = m.id;
     }
     const messages: SyncMessage[] = [];
@@ -308,11 +361,32 @@ export class Phone {
     return bytes;
   }
 
+  /** Makes and keeps the summary of a sealed message this phone holds (if it has none). */
+  async #summarizeSealed(blob: string, sealed: Uint8Array) {
+    const identity = this.#state.welcome?.identity;
+    if (!identity || this.mail.has(blob)) return;
+    try {
+      this.mail.putSummaries([[blob, summarize(await openSealed(sealed, identity))]]);
+    } catch {
+      // Not sealed to this account: listed without a summary.
+    }
+  }
+
   /** Applies received messages; what to answer goes to `out`. */
   async #handle(messages: SyncMessage[], out: SyncMessage[]) {
     for (const m of messages) {
       if (m.kind === "welcome") {
         this.#state.welcome = m.welcome;
+      } else if (m.kind === "summaries") {
+        try {
+          this.mail.putSummaries(await decodeSummaries(m.batch));
+        } catch (e) {
+          console.warn(`hearth phone: dropped summaries: ${(e as Error).message}`);
+        }
+        const w = this.#state.wants;
+        if (w) w.summaries = w.summaries.filter((b) => !this.mail.has(b));
+      } else if (m.kind === "blob") {
+        await this.#receiveBlob(m.blob, m.sealed);
       } else if (m.kind === "sync") {
         for (const frame of this.#peer.receive(m.frame)) out.push({ kind: "sync", frame });
       } else if (m.kind === "state" && m.state === "locked" && this.#state.welcome) {
@@ -323,9 +397,51 @@ export class Phone {
           identity: this.#state.welcome.identity,
         });
         out.push(...this.#peer.start().map((frame) => ({ kind: "sync" as const, frame })));
+        // What the locked home dropped goes again, after the unlock.
+        const request = this.#wantsRequest();
+        if (request) out.push(request);
+        for (const a of this.#state.appends ?? []) a.posted = false;
       }
     }
-    await Promise.resolve();
+  }
+
+  async #receiveBlob(blob: string, sealed: Uint8Array) {
+    const w = this.#state.wants;
+    if (w) w.blobs = w.blobs.filter((b) => b !== blob);
+    if (!sealed.length) {
+      this.#gone.add(blob);
+      return;
+    }
+    try {
+      await this.mail.putBlob(blob, sealed);
+    } catch (e) {
+      console.warn(`hearth phone: dropped a body: ${(e as Error).message}`);
+      return;
+    }
+    await this.#summarizeSealed(blob, sealed);
+  }
+
+  /** The request for what this phone still wants, or null; marks it posted. */
+  #wantsRequest(): SyncMessage | null {
+    const w = this.#state.wants;
+    if (!w || (!w.blobs.length && !w.summaries.length)) return null;
+    w.posted = true;
+    return { kind: "request", blobs: w.blobs.slice(), summaries: w.summaries.slice() };
+  }
+
+  /** Posts the Sent copies not posted yet, each as its own payload. */
+  async #postAppends(): Promise<number> {
+    let bytes = 0;
+    for (const a of this.#state.appends ?? []) {
+      if (a.posted) continue;
+      const sealed = await this.mail.blob(a.blob);
+      if (!sealed) continue;
+      bytes += await this.#send([
+        { kind: "append", use: "\\Sent", flags: ["\\Seen"], date: a.date, sealed },
+      ]);
+      a.posted = true;
+    }
+    return bytes;
   }
 
   /**
@@ -336,19 +452,28 @@ export class Phone {
    * (a user waiting on the screen) or the home asked for something only a reply gives (an
    * unlock), when they are posted at once.
    */
-  async sync(opts: { flush?: boolean } = {}): Promise<SyncReport> {
+  async sync(opts: { flush?: boolean; waitSeconds?: number } = {}): Promise<SyncReport> {
     const w = this.#state.welcome;
     if (!w) throw new Error("this phone has not joined an account yet");
     const before = this.requests;
-    const local = this.#peer.start().map((frame) => ({ kind: "sync" as const, frame }));
+    const local: SyncMessage[] = this.#peer.start().map((frame) => ({
+      kind: "sync" as const,
+      frame,
+    }));
+    const w0 = this.#state.wants;
+    if (w0 && !w0.posted) {
+      const request = this.#wantsRequest();
+      if (request) local.push(request);
+    }
     const send = [
       ...(this.#state.outbox ?? []),
       ...(await this.#seal(local)).map((e) => ({ to: w.homeId, envelope: toBase64(e) })),
     ];
     const body = enc({ ack: this.#state.acks ?? [], send });
+    const wait = Math.max(0, Math.floor(opts.waitSeconds ?? 0));
     const res = await this.#request(
       "POST",
-      `/v1/relay/${this.#state.device}/exchange?wait=0&mail=${this.#state.lastItem ?? ""}`,
+      `/v1/relay/${this.#state.device}/exchange?wait=${wait}&mail=${this.#state.lastItem ?? ""}`,
       body,
     );
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
@@ -368,6 +493,8 @@ export class Phone {
         envelope: toBase64(e),
       }));
     }
+    // After an unlock in `out`, so that a home that was locked can store them.
+    bytesOut += await this.#postAppends();
     await this.#save();
     return {
       requests: this.requests - before,
@@ -381,42 +508,116 @@ export class Phone {
   /**
    * Sends a chat message: a mail with `Chat-Version: 1.0` (the Delta Chat convention, so any
    * mail client shows it), posted to the edge signed by this device. Recipients on the same
-   * edge get it at once with an `Urgency: high` push; others by SMTP.
+   * edge get it at once with an `Urgency: high` push; others by SMTP. A copy goes to the
+   * account's Sent folder, as for {@linkcode send}.
    */
   async chat(to: string, text: string): Promise<void> {
-    const from = this.#state.welcome?.address;
-    if (!from) throw new Error("this phone has not joined an account yet");
-    const domain = from.slice(from.lastIndexOf("@") + 1);
-    const preview = text.replace(/\s+/g, " ").slice(0, 40);
-    // RFC 2047 §4.1: non-ASCII header text as a base64 encoded-word.
-    const subject = /^[\x20-\x7e]*$/.test(preview)
-      ? preview
-      : `=?utf-8?b?${btoa(String.fromCharCode(...new TextEncoder().encode(preview)))}?=`;
-    const body = text.replace(/\r?\n/g, "\r\n");
-    const raw = new TextEncoder().encode(
-      [
-        `From: <${from}>`,
-        `To: <${to}>`,
-        `Subject: ${subject}`,
-        `Date: ${new Date().toUTCString().replace(/GMT$/, "+0000")}`,
-        `Message-ID: <${crypto.randomUUID()}@${domain}>`,
-        "Chat-Version: 1.0",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-        "",
-        body,
-        "",
-      ].join("\r\n"),
-    );
-    const query = new URLSearchParams({ from, to });
+    const preview = text.replace(/\s+/g, " ").trim().slice(0, 40);
+    await this.#submit("chat", [to], preview, text);
+  }
+
+  /**
+   * Sends a mail through the edge, signed by this device, from the account's address: local
+   * recipients of the edge get it sealed at once, others by SMTP from the edge's queue. A copy,
+   * sealed to the account, goes to the home box for the account's Sent folder (once: the home
+   * stores the same sealed bytes, and the phone lists it from them meanwhile).
+   */
+  async send(to: string[], subject: string, text: string): Promise<{ blob: string }> {
+    return await this.#submit("send", to, subject, text);
+  }
+
+  async #submit(
+    route: "send" | "chat",
+    to: string[],
+    subject: string,
+    text: string,
+  ): Promise<{ blob: string }> {
+    const w = this.#state.welcome;
+    if (!w) throw new Error("this phone has not joined an account yet");
+    const date = new Date();
+    const raw = composeMail({ from: w.address, to, subject, text, chat: route === "chat", date });
+    const query = new URLSearchParams([["from", w.address], ...to.map((t) => ["to", t])]);
     const res = await this.#request(
       "POST",
-      `/v1/devices/${this.#state.device}/chat?${query}`,
+      `/v1/devices/${this.#state.device}/${route}?${query}`,
       raw,
     );
-    if (!res.ok) throw new Error(`the edge refused the chat message: ${await errorOf(res)}`);
+    if (!res.ok) {
+      throw new Error(
+        `the edge refused the ${route === "chat" ? "chat " : ""}message: ${await errorOf(res)}`,
+      );
+    }
     await res.body?.cancel();
+    // The Sent copy: sealed here, kept, listed as pending in Sent, posted to the home now
+    // (or at the next sync if this fails).
+    const sealed = await sealToRecipient(raw, await recipientOf(w.identity));
+    const blob = await blobIdOf(sealed);
+    await this.mail.putBlob(blob, sealed);
+    this.mail.putSummaries([[blob, summarize(raw)]]);
+    (this.#state.appends ??= []).push({
+      blob,
+      date: date.getTime(),
+      size: raw.length,
+      posted: false,
+    });
+    await this.#save();
+    try {
+      await this.#postAppends();
+    } finally {
+      await this.#save();
+    }
+    return { blob };
+  }
+
+  /**
+   * A message's content (`id` as {@linkcode list} gives it). Fetched lazily: from what the phone
+   * holds (mail read from the edge's queue, bodies fetched before, mail it sent), else asked of
+   * the home box through the relay and waited for up to `waitMs`, then kept.
+   */
+  async body(id: string, opts: { waitMs?: number } = {}): Promise<BodyResult> {
+    const identity = this.#state.welcome?.identity;
+    if (!identity) throw new Error("this phone has not joined an account yet");
+    const blob = this.doc.message(id)?.blob ?? id;
+    const held = this.pendingSealed(blob) ?? await this.mail.blob(blob);
+    if (held) return { kind: "body", raw: await openSealed(held, identity), fetched: false };
+    if (!this.doc.message(id)) return { kind: "gone" };
+    this.#gone.delete(blob);
+    this.#want("blobs", [blob]);
+    const deadline = Date.now() + (opts.waitMs ?? limits.phoneBodyWaitMs);
+    for (;;) {
+      const left = deadline - Date.now();
+      // Someone is waiting: replies go at once, and the exchange waits at the edge for the body.
+      await this.sync({ flush: true, waitSeconds: Math.min(25, Math.max(0, left / 1000)) });
+      const sealed = await this.mail.blob(blob);
+      if (sealed) return { kind: "body", raw: await openSealed(sealed, identity), fetched: true };
+      if (this.#gone.has(blob)) return { kind: "gone" };
+      if (Date.now() >= deadline) return { kind: "waiting" };
+    }
+  }
+
+  /**
+   * Asks the home, with the next sync, for the summaries of these messages (older ones than
+   * the first sync brought: docs/sync.md). Returns how many were not asked for before.
+   */
+  async wantSummaries(ids: string[]): Promise<number> {
+    const blobs = ids.map((id) => this.doc.message(id)?.blob).filter((b): b is string =>
+      b !== undefined && !this.mail.has(b)
+    );
+    const n = this.#want("summaries", blobs);
+    await this.#save();
+    return n;
+  }
+
+  #want(what: "blobs" | "summaries", blobs: string[]): number {
+    const w = this.#state.wants ??= { blobs: [], summaries: [], posted: false };
+    const fresh = blobs.filter((b) => !w[what].includes(b));
+    if (fresh.length) {
+      w[what].push(...fresh);
+      // One request carries what is still wanted; at most maxRequested of each.
+      w[what] = w[what].slice(-1000);
+      w.posted = false;
+    }
+    return fresh.length;
   }
 
   /**
@@ -435,8 +636,9 @@ export class Phone {
 
   /**
    * Messages in a mailbox (by name), newest first; all when no name is given. Mail still
-   * waiting at the edge is listed in INBOX as pending until the home box has it: the same
-   * sealed bytes become the same blob, so it never shows twice.
+   * waiting at the edge is listed in INBOX as pending until the home box has it, and mail this
+   * phone sent in Sent until the home stored its copy: the same sealed bytes become the same
+   * blob, so it never shows twice.
    */
   list(mailbox?: string): PhoneMessage[] {
     const boxes = this.doc.mailboxes();
@@ -446,23 +648,25 @@ export class Phone {
       blobs.add(m.blob);
       const name = boxes.get(m.mailbox)?.name ?? "?";
       if (mailbox !== undefined && name !== mailbox) continue;
-      out.push({ ...m, id, mailboxName: name, pending: false });
+      out.push({ ...m, id, mailboxName: name, pending: false, summary: this.mail.summary(m.blob) });
     }
-    if (mailbox === undefined || mailbox === "INBOX") {
-      for (const p of this.#state.pending ?? []) {
-        if (blobs.has(p.blob)) continue;
-        out.push({
-          id: p.blob,
-          mailbox: "",
-          mailboxName: "INBOX",
-          flags: [],
-          date: p.arrived,
-          size: p.size,
-          blob: p.blob,
-          pending: true,
-        });
-      }
-    }
+    const pending = (name: string, blob: string, p: { date: number; size: number }) => {
+      if (blobs.has(blob) || (mailbox !== undefined && mailbox !== name)) return;
+      out.push({
+        id: blob,
+        mailbox: "",
+        mailboxName: name,
+        flags: name === "INBOX" ? [] : ["\\Seen"],
+        date: p.date,
+        size: p.size,
+        blob,
+        pending: true,
+        summary: this.mail.summary(blob),
+      });
+    };
+    for (const p of this.#state.pending ?? []) pending("INBOX", p.blob, { ...p, date: p.arrived });
+    const sent = [...boxes.values()].find((b) => b.use === "\\Sent")?.name ?? "Sent";
+    for (const a of this.#state.appends ?? []) pending(sent, a.blob, a);
     return out.sort((a, b) => b.date - a.date);
   }
 
@@ -487,11 +691,6 @@ export class Phone {
     this.doc.edit([{ kind: "move", id, mailbox: target[0] }]);
     await this.#save();
   }
-}
-
-/** The id the home box's blob store gives these sealed bytes (home/store/blobs.ts). */
-async function blobIdOf(sealed: Uint8Array): Promise<string> {
-  return toHex((await sha256(sealed)).subarray(0, 16));
 }
 
 function toBase64(bytes: Uint8Array): string {
