@@ -1,18 +1,38 @@
 /**
  * Crash consistency sweep: `hearth home` is SIGKILLed at a random moment
- * during mixed load (SMTP in, IMAP APPEND, STORE, EXPUNGE, MOVE), restarted,
- * and checked: every acknowledged message and flag change is there, nothing
- * acknowledged as expunged or moved away is back, a UID never names two
- * messages within a UIDVALIDITY, HIGHESTMODSEQ never goes backwards, and every
- * listed message fetches whole. 5 iterations in `deno task test`;
- * `deno task crash-sweep` runs 50 (HEARTH_CRASH_ITERATIONS).
+ * during mixed load (SMTP in, IMAP APPEND, STORE, EXPUNGE, MOVE, mail pulled
+ * from a linked edge, and optionally a paired phone's flag changes through
+ * the edge's relay), restarted, and checked: every acknowledged message and flag change
+ * is there, nothing acknowledged as expunged or moved away is back, every
+ * message the edge acknowledged arrived exactly once, every flag change the
+ * phone handed to the relay is applied, a UID never names two messages within
+ * a UIDVALIDITY, HIGHESTMODSEQ never goes backwards, and every listed message
+ * fetches whole. 5 iterations in `deno task test`; `deno task crash-sweep`
+ * runs 50 (HEARTH_CRASH_ITERATIONS).
+ *
+ * The edge runs in this process (it is not killed); the phone (only with
+ * HEARTH_CRASH_PHONE=1, see below) is paired with `hearth phone pair`, as an
+ * owner would.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type HomeProcess, startHomeProcess } from "../e2e/harness.ts";
+import { type Edge, startEdge } from "../../edge/main.ts";
+import { log } from "../../src/log.ts";
+import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
+import { type HomeProcess, startHomeProcess, waitFor } from "../e2e/harness.ts";
 import { RawImap } from "../e2e/raw_imap.ts";
 import { RawSmtp } from "../e2e/raw_smtp.ts";
 
+const repoRoot = new URL("../../", import.meta.url).pathname;
+/** The keyword the phone sets. */
+const phoneFlag = "$Phone";
+
 const iterations = Number(Deno.env.get("HEARTH_CRASH_ITERATIONS") ?? "5");
+/**
+ * A paired phone's flag changes in the mix (HEARTH_CRASH_PHONE=1). Off by default: with it,
+ * the sweep finds phone changes lost and acknowledged IMAP flags undone after a crash
+ * (docs/reliability.md, open findings), which the phone sync side has yet to fix.
+ */
+const withPhone = Deno.env.get("HEARTH_CRASH_PHONE") === "1";
 
 function messageFor(subject: string): Uint8Array {
   const filler = `${subject} body line that is long enough to matter\r\n`.repeat(
@@ -36,6 +56,12 @@ interface Acked {
   uids: Map<string, string>;
   /** highest HIGHESTMODSEQ seen per mailbox. */
   modseq: Map<string, number>;
+  /** subjects the edge acknowledged with 250 (each must be at home exactly once). */
+  viaEdge: Set<string>;
+  /** EMAILIDs (RFC 8474) the phone set {@linkcode phoneFlag} on. */
+  phoneFlagged: Set<string>;
+  /** How many of those the last check found (not expunged since). */
+  phoneChecked: number;
 }
 
 /** One IMAP client doing APPEND, STORE, EXPUNGE and MOVE until the connection dies. */
@@ -77,9 +103,16 @@ async function imapLoad(box: HomeProcess, acked: Acked, name: string, stop: () =
   }
 }
 
-async function smtpLoad(box: HomeProcess, acked: Acked, name: string, stop: () => boolean) {
+/** SMTP to the home box's MX, or (`edge`) to the edge's front: the edge stays up. */
+async function smtpLoad(
+  box: HomeProcess,
+  acked: Acked,
+  name: string,
+  stop: () => boolean,
+  edge?: Edge,
+) {
   for (let i = 0; !stop(); i++) {
-    const c = await RawSmtp.connect(box.mxPort!, 5000);
+    const c = await RawSmtp.connect(edge ? edge.smtpPort! : box.mxPort!, 5000);
     try {
       await c.command("EHLO load.example");
       await c.command("MAIL FROM:<load@example.org>");
@@ -87,15 +120,97 @@ async function smtpLoad(box: HomeProcess, acked: Acked, name: string, stop: () =
       const subject = `${name}-${i}`;
       const raw = new TextDecoder().decode(messageFor(subject));
       const r = await c.data(raw + ".\r\n");
-      if (r.code === 250) acked.place.set(subject, "INBOX");
+      if (r.code === 250) {
+        acked.place.set(subject, "INBOX");
+        if (edge) acked.viaEdge.add(subject);
+      }
     } finally {
       c.close();
     }
+    // The edge is never killed: pace its sender so the round does not become all edge mail.
+    if (edge) await new Promise((r) => setTimeout(r, 40));
   }
 }
 
+/**
+ * The phone: syncs through the edge (the home box may be down), adds {@linkcode phoneFlag} to
+ * a few INBOX messages, and syncs again.
+ * The flags it sends are the ones it has plus its own, so it never clears another client's.
+ */
+async function phoneLoad(phone: Phone, acked: Acked, stop: () => boolean) {
+  while (!stop()) {
+    try {
+      await phone.sync();
+      const targets = phone.list("INBOX")
+        .filter((m) => !m.pending && !m.flags.includes(phoneFlag))
+        .slice(0, 3);
+      for (const m of targets) await phone.flag(m.id, [...m.flags, phoneFlag]);
+      await phone.sync();
+      for (const m of targets) acked.phoneFlagged.add(emailId(m.blob));
+    } catch { /* an exchange cut short: its changes go with the next one */ }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** The EMAILID the home's IMAP server gives the message with this blob (RFC 8474 §5.1). */
+function emailId(blob: string): string {
+  return `M${blob.slice(0, 24)}`;
+}
+
+/** Runs `hearth phone pair` beside the running box and joins with the code it prints. */
+async function pairPhone(box: HomeProcess): Promise<Phone> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "main.ts", "phone", "pair", box.address, "--password-stdin"],
+    cwd: repoRoot,
+    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(60_000),
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(box.password + "\n"));
+  await w.close();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/hearth phone join (\S+)/.test(out)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`hearth phone pair ended: ${out}`);
+    out += value;
+  }
+  const phone = await Phone.join(out.match(/hearth phone join (\S+)/)![1], new MemoryStorage(), {
+    waitMs: 30_000,
+  });
+  while (!(await reader.read()).done) { /* drain */ }
+  assert((await child.status).success, `hearth phone pair failed: ${out}`);
+  return phone;
+}
+
+/** Items the edge still holds for its (one) home. */
+async function waitingAtEdge(edge: Edge): Promise<number> {
+  let n = 0;
+  for (const home of await edge.store.homeIds()) {
+    n += (await edge.store.list(home, 1000)).items.length;
+  }
+  return n;
+}
+
+/** Every message's flags by EMAILID, in both mailboxes. */
+async function flagsByEmailId(c: RawImap): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const mailbox of ["INBOX", "Archive"]) {
+    await c.ok(`EXAMINE ${mailbox}`);
+    const r = await c.ok("UID FETCH 1:* (FLAGS EMAILID)");
+    for (const u of r.untagged) {
+      const id = u.text.match(/EMAILID \(([^)\s]+)\)/)?.[1];
+      if (id) out.set(id, u.text.match(/FLAGS \(([^)]*)\)/)?.[1] ?? "");
+    }
+  }
+  return out;
+}
+
 /** Reads both mailboxes after a restart and checks every invariant. */
-async function check(box: HomeProcess, acked: Acked, round: number) {
+async function check(box: HomeProcess, acked: Acked, round: number, phone: Phone | null) {
   const c = await RawImap.connect(box.port);
   try {
     await c.ok(`LOGIN ${box.address} "${box.password}"`);
@@ -155,55 +270,119 @@ async function check(box: HomeProcess, acked: Acked, round: number) {
       if (place !== "gone" && !found.has(subject)) acked.place.delete(subject);
     }
     acked.maybe.clear();
+    // Sync converges while both sides keep exchanging (a phone syncs on every push): every
+    // change the phone made reaches the restarted home, on every message still there. A sync
+    // that returned has not necessarily carried its changes yet (the Automerge protocol may
+    // first need the home's heads), so the phone goes on syncing here.
+    let missing: string[] = [];
+    if (phone) {
+      try {
+        await waitFor("the phone's flag changes at home", 20_000, async () => {
+          await phone.sync({ flush: true }).catch(() => {});
+          const flags = await flagsByEmailId(c);
+          const present = [...acked.phoneFlagged].filter((id) => flags.has(id));
+          missing = present.filter((id) => !flags.get(id)!.split(" ").includes(phoneFlag));
+          acked.phoneChecked = present.length;
+          return missing.length === 0;
+        }, 250);
+      } catch {
+        assert(false, `round ${round}: the phone's ${phoneFlag} is missing on ${missing}`);
+      }
+    }
   } finally {
     c.close();
   }
 }
 
 Deno.test({
-  name: `SIGKILL during mixed load loses nothing acknowledged (${iterations} rounds)`,
+  name: `SIGKILL during mixed load with edge pulls${
+    withPhone ? " and phone sync" : ""
+  } loses nothing (${iterations} rounds)`,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const box = await startHomeProcess({ messages: [] });
+    // The in-process edge's info lines would bury the output; HEARTH_LOG=info brings them back.
+    if (!Deno.env.get("HEARTH_LOG")) log.setLevel("warn");
+    const edgeDir = await Deno.makeTempDir({ prefix: "hearth-sweep-edge-" });
+    const edge = await startEdge({
+      dataDir: edgeDir,
+      hostname: "edge.localhost",
+      listen: "127.0.0.1",
+      httpPort: 0,
+      smtpPort: 0,
+    });
+    let box: HomeProcess | undefined;
     const acked: Acked = {
       place: new Map(),
       maybe: new Map(),
       flagged: new Set(),
       uids: new Map(),
       modseq: new Map(),
+      viaEdge: new Set(),
+      phoneFlagged: new Set(),
+      phoneChecked: 0,
     };
     let stats = "";
     try {
-      const setup = await RawImap.connect(box.port);
-      await setup.ok(`LOGIN ${box.address} "${box.password}"`);
+      const token = await edge.store.createPairing("hearth.localhost");
+      box = await startHomeProcess({ messages: [], edge: { url: edge.url, token } });
+      const home = box;
+      const setup = await RawImap.connect(home.port);
+      await setup.ok(`LOGIN ${home.address} "${home.password}"`);
       await setup.command("CREATE Archive"); // a new account may have it already
       setup.close();
+      const phone = withPhone ? await pairPhone(home) : null;
       for (let round = 0; round < iterations; round++) {
         let stopped = false;
         const stop = () => stopped;
+        // Mail through the edge and the phone's changes go on while the box is down.
+        let outsideStopped = false;
+        const outsideStop = () => outsideStopped;
         const load = [
-          imapLoad(box, acked, `r${round}a`, stop),
-          imapLoad(box, acked, `r${round}b`, stop),
-          smtpLoad(box, acked, `r${round}s`, stop),
-          smtpLoad(box, acked, `r${round}t`, stop),
+          imapLoad(home, acked, `r${round}a`, stop),
+          imapLoad(home, acked, `r${round}b`, stop),
+          smtpLoad(home, acked, `r${round}s`, stop),
+          smtpLoad(home, acked, `r${round}t`, stop),
         ].map((p) => p.catch(() => {})); // the kill cuts every client off
+        const outside = [
+          smtpLoad(home, acked, `r${round}e`, outsideStop, edge),
+          ...(phone ? [phoneLoad(phone, acked, outsideStop)] : []),
+        ];
         await new Promise((r) => setTimeout(r, 300 + Math.random() * 1200));
-        const status = await box.kill("SIGKILL");
+        const status = await home.kill("SIGKILL");
         stopped = true;
         assertEquals(status.signal, "SIGKILL");
         await Promise.all(load);
-        await box.restart();
-        await check(box, acked, round);
-        stats = `${acked.place.size} messages, ${acked.flagged.size} flagged, ` +
-          `${[...acked.place.values()].filter((p) => p === "gone").length} expunged`;
+        await home.restart();
+        outsideStopped = true;
+        await Promise.all(outside);
+        // Every item the edge acknowledged comes home (the restarted box pulls it) before the check.
+        await waitFor(
+          "the edge to hand everything home",
+          30_000,
+          async () => (await waitingAtEdge(edge)) === 0,
+          200,
+        );
+        await check(home, acked, round, phone);
+        stats = `${acked.place.size} messages (${acked.viaEdge.size} through the edge), ` +
+          `${acked.flagged.size} flagged, ` +
+          `${[...acked.place.values()].filter((p) => p === "gone").length} expunged` +
+          (phone
+            ? `, ${acked.phoneFlagged.size} flagged by the phone (${acked.phoneChecked} still there)`
+            : "");
       }
       console.log(`after ${iterations} kills: ${stats}`);
+      // EMAILIDs that never matched would make the phone's check vacuous.
+      if (phone) {
+        assert(acked.phoneChecked > 0, "no message flagged by the phone was found at home");
+      }
     } catch (e) {
-      console.error(box.stderr());
+      if (box) console.error(box.stderr());
       throw e;
     } finally {
-      await box.stop();
+      await box?.stop();
+      await edge.close();
+      await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
     }
   },
 });
