@@ -5,15 +5,18 @@
  * They travel inside sealed sync envelopes (sync/messages.ts), many in one
  * gzip-compressed batch:
  *
- * `u8 version=1`, then per message `u8 n | n id bytes (the hex blob id) |
- * varint date (seconds, 0 unknown) | str from | str subject | str snippet`,
- * where `str` is `varint length | UTF-8`.
+ * `u8 version=1`, then per message `u8 n | n key bytes | varint date (seconds,
+ * 0 unknown) | str from | str subject | str snippet`, where `str` is `varint
+ * length | UTF-8`. The key is the first 64 bits of the blob id
+ * ({@linkcode summaryKey}): a full id would be a fifth of a compressed batch,
+ * and two messages of one account sharing 64 bits is beyond likely (about
+ * 3 in 10^8 at a million messages).
  *
  * @example
  * ```ts
  * const s = summarize(raw);
  * const bytes = await encodeSummaries([[blobId, s]]);
- * const back = await decodeSummaries(bytes); // [[blobId, s]]
+ * const back = await decodeSummaries(bytes); // [[summaryKey(blobId), s]]
  * ```
  */
 import { gzip } from "../src/compress.ts";
@@ -22,7 +25,7 @@ import { limits } from "../src/limits.ts";
 import { readableMessage } from "../src/mime/readable.ts";
 
 export interface Summary {
-  /** "Name <address>" of the first From mailbox (or the address alone). */
+  /** The first From mailbox as a list shows it: its display name, else its address. */
   from: string;
   subject: string;
   /** The Date: header in ms since the epoch (whole seconds), or 0 when unknown. */
@@ -43,6 +46,11 @@ function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+/** The key a summary is kept and sent under: the first 64 bits of the blob id, in hex. */
+export function summaryKey(blob: string): string {
+  return blob.slice(0, 16);
+}
+
 /** Cuts `s` to at most `n` UTF-16 units without splitting a surrogate pair. */
 function cut(s: string, n: number): string {
   if (s.length <= n) return s;
@@ -56,7 +64,7 @@ function cut(s: string, n: number): string {
  * @example
  * ```ts
  * summarize(new TextEncoder().encode("From: A <a@x.test>\r\nSubject: Hi\r\n\r\nHello\r\n"));
- * // { from: "A <a@x.test>", subject: "Hi", date: 0, snippet: "Hello" }
+ * // { from: "A", subject: "Hi", date: 0, snippet: "Hello" }
  * ```
  */
 export function summarize(
@@ -66,7 +74,7 @@ export function summarize(
   const m = readableMessage(raw);
   const text = m.text.split("\n").filter((line) => !line.startsWith(">")).join(" ");
   return {
-    from: cut(m.from[0] ?? "", fieldChars),
+    from: cut(m.from[0]?.name || m.from[0]?.address || "", fieldChars),
     subject: cut(m.subject.replace(/\s+/g, " ").trim(), fieldChars),
     date: m.date === null || m.date < 0 ? 0 : Math.floor(m.date / 1000) * 1000,
     snippet: cut(text.replace(/\s+/g, " ").trim(), snippetChars),
@@ -90,13 +98,16 @@ class Writer {
   }
 }
 
-/** Encodes summaries keyed by blob id (lower-case hex) into one compressed batch. */
+/**
+ * Encodes summaries keyed by blob id (lower-case hex) into one compressed batch; they come
+ * back keyed by {@linkcode summaryKey}.
+ */
 export async function encodeSummaries(entries: [string, Summary][]): Promise<Uint8Array> {
   const w = new Writer();
   w.bytes.push(version);
   for (const [id, s] of entries) {
-    if (!/^(?:[0-9a-f]{2}){1,255}$/.test(id)) throw new RangeError(`not a blob id: ${id}`);
-    const b = fromHex(id);
+    if (!/^(?:[0-9a-f]{2})+$/.test(id)) throw new RangeError(`not a blob id: ${id}`);
+    const b = fromHex(summaryKey(id));
     w.bytes.push(b.length, ...b);
     w.varint(Math.max(0, Math.floor(s.date / 1000)));
     w.str(s.from);

@@ -6,12 +6,18 @@ import { decodePartBody } from "./fetch_binary.ts";
 import { findField, type HeaderField, unfoldedValue } from "./header.ts";
 import { type MimePart, parseMime } from "./parse.ts";
 
+/** One mailbox of an address field; `name` decoded (RFC 2047), "" when there is none. */
+export interface MailboxAddress {
+  name: string;
+  address: string;
+}
+
 /** What a reader shows of a message: decoded headers and the text of its body. */
 export interface ReadableMessage {
-  /** Addresses as "Name <local@domain>" (or the address alone), names decoded (RFC 2047). */
-  from: string[];
-  to: string[];
-  cc: string[];
+  /** The mailboxes of From, To and Cc (group markers left out). */
+  from: MailboxAddress[];
+  to: MailboxAddress[];
+  cc: MailboxAddress[];
   subject: string;
   /** The Date: header in ms since the epoch, or null when absent or unreadable. */
   date: number | null;
@@ -27,7 +33,7 @@ export interface ReadableMessage {
  * const m = readableMessage(new TextEncoder().encode(
  *   "From: =?utf-8?q?Ren=C3=A9e?= <r@x.test>\r\nSubject: Hi\r\n\r\nHello\r\n",
  * ));
- * m.from; // ["Renée <r@x.test>"]
+ * m.from; // [{ name: "Renée", address: "r@x.test" }]
  * m.text; // "Hello\n"
  * ```
  */
@@ -121,17 +127,27 @@ function htmlToText(html: string): string {
     .trim();
 }
 
-/** The mailboxes of an address field ("Name <a@b>", "c@d"); group markers left out. */
-function addresses(raw: Uint8Array, fields: HeaderField[], name: string): string[] {
+/**
+ * An address as a reader shows it: "Name <local@domain>", or the address alone.
+ *
+ * @example
+ * ```ts
+ * formatAddress({ name: "Renée", address: "r@x.test" }); // "Renée <r@x.test>"
+ * ```
+ */
+export function formatAddress(a: MailboxAddress): string {
+  return a.name ? `${a.name} <${a.address}>` : a.address;
+}
+
+function addresses(raw: Uint8Array, fields: HeaderField[], name: string): MailboxAddress[] {
   const f = findField(fields, name);
   if (!f) return [];
-  const out: string[] = [];
+  const out: MailboxAddress[] = [];
   for (const a of parseAddressList(unfoldedValue(raw, f))) {
     if (a.host === null) continue; // group markers
     const local = a.mailbox === missingMailbox ? "" : a.mailbox ?? "";
     const address = a.host === missingDomain ? local : `${local}@${a.host}`;
-    const display = a.name === null ? "" : decodeEncodedWords(a.name).trim();
-    out.push(display ? `${display} <${address}>` : address);
+    out.push({ name: a.name === null ? "" : decodeEncodedWords(a.name).trim(), address });
   }
   return out;
 }

@@ -10,7 +10,7 @@
  */
 import { UsageError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
-import { readableMessage } from "../../src/mime/readable.ts";
+import { formatAddress, readableMessage } from "../../src/mime/readable.ts";
 import { Phone, type PhoneMessage } from "./client.ts";
 import { DirectoryStorage } from "./directory_storage.ts";
 
@@ -135,6 +135,12 @@ export async function runPhoneCommand(
       if (got.kind === "gone") {
         throw new UsageError(`the home box no longer has message ${m.id.slice(0, 16)}`);
       }
+      if (got.kind === "at-edge") {
+        throw new UsageError(
+          `${m.id.slice(0, 16)} waits at the edge and was too large to come to the phone; ` +
+            "it can be read once the home box has fetched it",
+        );
+      }
       if (got.kind === "waiting") {
         throw new UsageError(
           `the body of ${m.id.slice(0, 16)} is not on this phone, and the home box did not ` +
@@ -143,8 +149,9 @@ export async function runPhoneCommand(
         );
       }
       const r = readableMessage(got.raw);
-      const lines = [`From: ${r.from.join(", ")}`, `To: ${r.to.join(", ")}`];
-      if (r.cc.length) lines.push(`Cc: ${r.cc.join(", ")}`);
+      const list = (a: typeof r.from) => a.map(formatAddress).join(", ");
+      const lines = [`From: ${list(r.from)}`, `To: ${list(r.to)}`];
+      if (r.cc.length) lines.push(`Cc: ${list(r.cc)}`);
       lines.push(`Date: ${r.date === null ? "(none)" : new Date(r.date).toString()}`);
       lines.push(`Subject: ${r.subject}`, "", r.text.trimEnd() || "(no text)");
       console.log(lines.join("\n"));

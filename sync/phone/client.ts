@@ -90,7 +90,9 @@ export type BodyResult =
   /** Not on the phone, and the home box did not send it in time (offline or asleep). */
   | { kind: "waiting" }
   /** The home box no longer has it (expunged). */
-  | { kind: "gone" };
+  | { kind: "gone" }
+  /** Mail at the edge that was too large to come inline: readable once the home box has it. */
+  | { kind: "at-edge" };
 
 export interface PhoneOptions {
   fetch?: typeof fetch;
@@ -561,11 +563,9 @@ export class Phone {
       posted: false,
     });
     await this.#save();
-    try {
-      await this.#postAppends();
-    } finally {
-      await this.#save();
-    }
+    // The mail is sent; a copy that cannot be posted now goes with the next sync.
+    await this.#postAppends().catch(() => {});
+    await this.#save();
     return { blob };
   }
 
@@ -580,6 +580,7 @@ export class Phone {
     const blob = this.doc.message(id)?.blob ?? id;
     const held = this.pendingSealed(blob) ?? await this.mail.blob(blob);
     if (held) return { kind: "body", raw: await openSealed(held, identity), fetched: false };
+    if (this.#state.pending?.some((p) => p.blob === blob)) return { kind: "at-edge" };
     if (!this.doc.message(id)) return { kind: "gone" };
     this.#gone.delete(blob);
     this.#want("blobs", [blob]);

@@ -15,7 +15,7 @@
  * ```
  */
 import { sha256, toHex } from "../../src/encoding.ts";
-import { decodeSummaries, encodeSummaries, type Summary } from "../summary.ts";
+import { decodeSummaries, encodeSummaries, type Summary, summaryKey } from "../summary.ts";
 import type { PhoneStorage } from "./client.ts";
 
 const bucketKey = (bucket: string) => `sum-${bucket}`;
@@ -54,7 +54,7 @@ export class PhoneMailStore {
   }
 
   summary(blob: string): Summary | undefined {
-    return this.#buckets.get(blob.slice(0, 2))?.get(blob);
+    return this.#buckets.get(blob.slice(0, 2))?.get(summaryKey(blob));
   }
 
   has(blob: string): boolean {
@@ -68,7 +68,7 @@ export class PhoneMailStore {
       const bucket = id.slice(0, 2);
       let m = this.#buckets.get(bucket);
       if (!m) this.#buckets.set(bucket, m = new Map());
-      m.set(id, s);
+      m.set(summaryKey(id), s);
       this.#dirty.add(bucket);
       n++;
     }

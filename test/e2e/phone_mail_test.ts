@@ -126,14 +126,14 @@ Deno.test("phone: summaries in one sync, read through the relay, send with one S
     assertEquals(report.requests, 1);
     const fresh = phone.list("INBOX").find((m) => m.summary?.subject === "Platypus sighting");
     assert(fresh, "the new message is listed with its summary after one sync");
-    assertEquals(fresh.summary!.from, "Dave Sender <dave@example.org>");
+    assertEquals(fresh.summary!.from, "Dave Sender");
     assertEquals(fresh.summary!.snippet, "A platypus swam past the jetty at noon, twice.");
     assertEquals(fresh.summary!.date, Date.UTC(2025, 2, 6, 9));
 
     const ls = await hearthPhone(phoneDir, ["ls", "INBOX"]);
     assertEquals(ls.code, 0, ls.stderr);
     const line = ls.stdout.split("\n").find((l) => l.startsWith(fresh.id.slice(0, 16)));
-    assert(line?.includes("Dave Sender <dave@example.org>"), ls.stdout);
+    assert(line?.includes("Dave Sender"), ls.stdout);
     assert(line?.includes("Platypus sighting"), ls.stdout);
 
     // `read`: the body is not on the phone; the home box sends it through the relay.

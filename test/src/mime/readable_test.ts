@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { readableMessage, textBody } from "../../../src/mime/readable.ts";
+import { formatAddress, readableMessage, textBody } from "../../../src/mime/readable.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -10,9 +10,9 @@ Deno.test("readableMessage() decodes the headers a reader shows", () => {
       "Subject: =?utf-8?b?R3LDvMOfZQ==?= again\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\n" +
       "\r\nHello\r\n",
   ));
-  assertEquals(m.from, ["Renée M <renee@x.test>"]);
-  assertEquals(m.to, ["a@y.test", "B, Jr. <b@y.test>"]);
-  assertEquals(m.cc, ["c@y.test"]);
+  assertEquals(m.from, [{ name: "Renée M", address: "renee@x.test" }]);
+  assertEquals(m.to.map(formatAddress), ["a@y.test", "B, Jr. <b@y.test>"]);
+  assertEquals(m.cc, [{ name: "", address: "c@y.test" }]);
   assertEquals(m.subject, "Grüße again");
   assertEquals(m.date, 760686745000);
   assertEquals(m.text, "Hello\n");

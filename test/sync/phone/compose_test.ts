@@ -14,8 +14,8 @@ Deno.test("composeMail() writes a text/plain mail that reads back the same", () 
   assert(!text.includes("Chat-Version"));
   assert(text.split("\r\n").every((l) => l.length <= 998));
   const r = readableMessage(raw);
-  assertEquals(r.from, ["me@x.test"]);
-  assertEquals(r.to, ["a@y.test", "b@y.test"]);
+  assertEquals(r.from.map((a) => a.address), ["me@x.test"]);
+  assertEquals(r.to.map((a) => a.address), ["a@y.test", "b@y.test"]);
   assertEquals(
     r.subject,
     "Grüße aus Köln, with a rather long subject line that needs several words",
