@@ -253,3 +253,19 @@ Deno.test("orphaned chunks and expired items are collected", async () => {
     t.close();
   }
 });
+
+Deno.test("a full KV answers 503 with Retry-After and a clear text, not 500", async () => {
+  const t = await setUp();
+  try {
+    await t.addHome("a.test", "me");
+    const front = await t.store.createFrontToken("f");
+    // What Deno KV's SQLite reports when the disk is full (SQLITE_FULL).
+    t.store.commitSealed = () => Promise.reject(new TypeError("database or disk is full"));
+    const res = await post(t.app, front, "me@a.test", message);
+    assertEquals(res.status, 503);
+    assertEquals(res.headers.get("retry-after"), "60");
+    assertEquals((await res.json()).error, "the edge's storage is full; try again later");
+  } finally {
+    t.close();
+  }
+});
