@@ -9,6 +9,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEdge } from "../../edge/main.ts";
 import { TestResolver } from "../../src/dns.ts";
+import { limits } from "../../src/limits.ts";
 import { DirectoryStorage } from "../../sync/phone/directory_storage.ts";
 import { Phone } from "../../sync/phone/client.ts";
 import { startFakeMx } from "../src/queue/fake_mx.ts";
@@ -270,6 +271,57 @@ Deno.test("phone: with home stopped, read opens mail from the edge and explains 
   } finally {
     await home.kill("SIGKILL");
     await Deno.remove(home.dataDir, { recursive: true }).catch(() => {});
+    await edge.close();
+    await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
+    await Deno.remove(phoneDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("phone: summaries of older messages come on demand, after ls asked for them", async () => {
+  const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
+  const phoneDir = await Deno.makeTempDir({ prefix: "hearth-phone-" });
+  const edge = await startEdge({
+    dataDir: edgeDir,
+    hostname: "edge.localhost",
+    listen: "127.0.0.1",
+    httpPort: 0,
+    smtpPort: null,
+  });
+  const token = await edge.store.createPairing("hearth.localhost");
+  const count = limits.phoneSummariesPerMailbox + 3;
+  const box = await startTestBox({
+    messages: Array.from(
+      { length: count },
+      (_, i) => appendedMessage(`Kookaburra ${i}`, `Laugh number ${i}.`),
+    ),
+    edge: { url: edge.url, token },
+  });
+  let imap: RawImap | undefined;
+  try {
+    imap = await login(box.port, box.address, box.password);
+    const phone = await pairPhone(box, phoneDir);
+    await waitFor("the first sync", 20_000, async () => {
+      await phone.sync();
+      return phone.list("INBOX").filter((m) => m.summary).length >=
+        limits.phoneSummariesPerMailbox;
+    });
+    assertEquals(phone.list("INBOX").length, count);
+    assertEquals(phone.list("INBOX").filter((m) => !m.summary).length, 3, "the oldest wait");
+
+    const ls = await hearthPhone(phoneDir, ["ls"]);
+    assertEquals(ls.code, 0, ls.stderr);
+    assert(ls.stdout.includes("3 listed without a summary"), ls.stdout);
+    const later = await Phone.open(new DirectoryStorage(phoneDir));
+    await waitFor("the older summaries", 15_000, async () => {
+      await later.sync({ flush: true });
+      return later.list("INBOX").every((m) => m.summary);
+    });
+    const again = await hearthPhone(phoneDir, ["ls", "INBOX"]);
+    assert(!again.stdout.includes("without a summary"), again.stdout);
+    for (let i = 0; i < count; i++) assert(again.stdout.includes(`Kookaburra ${i}\n`), `${i}`);
+  } finally {
+    imap?.close();
+    await box.stop();
     await edge.close();
     await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
     await Deno.remove(phoneDir, { recursive: true }).catch(() => {});
