@@ -332,6 +332,14 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       if (route.kind === "account") local.push({ address, route });
       else remote.push(address);
     }
+    // Refusals (no relay, the hourly limit) come before anyone gets it: a half-delivered message
+    // would leave the phone no Sent copy.
+    if (remote.length) {
+      if (!deps.queue) {
+        throw new ProtocolError("NO", "this edge does not relay outbound mail", { http: 503 });
+      }
+      await acceptOutbound({ store, queue: deps.queue }, device.home, from, remote, raw);
+    }
     const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
     if (local.length) {
       await sealAndCommit({ ...deps, resolver: undefined }, {
@@ -351,12 +359,6 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
             date: new Date(now()),
           }),
       });
-    }
-    if (remote.length) {
-      if (!deps.queue) {
-        throw new ProtocolError("NO", "this edge does not relay outbound mail", { http: 503 });
-      }
-      await acceptOutbound({ store, queue: deps.queue }, device.home, from, remote, raw);
     }
     return c.json({ local: local.length, remote: remote.length }, 202);
   };
