@@ -65,6 +65,15 @@ function readChanges(frame: Uint8Array): Uint8Array[] {
   return out;
 }
 
+/**
+ * Whether an Automerge storage chunk is a whole document: magic (4 bytes), checksum (4), then
+ * the chunk type, 0 for a document (Automerge binary format, "Chunk container").
+ */
+function isDocumentChunk(chunk: Uint8Array): boolean {
+  return chunk.length > 8 && chunk[0] === 0x85 && chunk[1] === 0x6f && chunk[2] === 0x4a &&
+    chunk[3] === 0x83 && chunk[8] === 0;
+}
+
 export class SyncPeer {
   readonly doc: AccountDoc;
   #state: A.SyncState;
@@ -101,14 +110,38 @@ export class SyncPeer {
   }
 
   #next(): Uint8Array[] {
-    const [state, msg] = A.generateSyncMessage(this.doc.automerge, this.#state);
+    const [state, generated] = A.generateSyncMessage(this.doc.automerge, this.#state);
     this.#state = state;
-    if (!msg) return [];
+    if (!generated) return [];
+    const msg = this.#slim(generated);
     this.#awaiting = A.getHeads(this.doc.automerge);
     const out = new Uint8Array(msg.length + 1);
     out[0] = frameSync;
     out.set(msg, 1);
     return [out];
+  }
+
+  /**
+   * Automerge sends the whole document instead of changes once the changes a peer lacks are
+   * more than a third of the history *by count* — and this document's history is few, large
+   * batch changes (an imported mailbox of 10,000 messages is about 20), so the first change
+   * sets after an initial sync came as the whole document (650 KiB for 17 KiB of changes).
+   * When the peer shares history with us, the changes since the heads it told us are sent
+   * instead, if they are smaller. The sync state is unaffected: it counts the document's
+   * hashes as sent, and the peer has the ones we leave out (they precede its heads).
+   */
+  #slim(msg: Uint8Array): Uint8Array {
+    const decoded = A.decodeSyncMessage(msg);
+    if (decoded.changes.length !== 1 || !isDocumentChunk(decoded.changes[0])) return msg;
+    const theirs = this.#state.theirHeads ?? [];
+    const base = theirs.length && A.hasHeads(this.doc.automerge, theirs)
+      ? theirs
+      : this.#state.sharedHeads;
+    if (!base.length) return msg;
+    const changes = A.getChangesSince(this.doc.automerge, base);
+    const bytes = changes.reduce((n, c) => n + c.length, 0);
+    if (bytes >= decoded.changes[0].length) return msg;
+    return A.encodeSyncMessage({ ...decoded, changes });
   }
 
   /**

@@ -11,7 +11,13 @@ function seeded(n: number): AccountDoc {
     edits.push({
       kind: "add",
       id: i.toString(16).padStart(8, "0"),
-      message: { mailbox: "inbox", flags: [], date: 0, size: 10, blob: "ab" },
+      message: {
+        mailbox: "inbox",
+        flags: [],
+        date: 1_700_000_000_000 + i * 7_919,
+        size: 1_000 + i,
+        blob: ((i * 2_654_435_761) >>> 0).toString(36).repeat(6),
+      },
     });
   }
   doc.edit(edits);
@@ -53,6 +59,23 @@ Deno.test("two peers converge, and persisted states make the next exchange cheap
   assertEquals(phone.message("00000010")!.flags, ["\\Seen"]);
   assert(cost.bytes < 1024, `${cost.bytes} bytes for one flag`);
   assert(cost.aSent <= 2, `${cost.aSent} frames from home`);
+});
+
+Deno.test("changes that are many by count but small by size are sent as changes, not the document", () => {
+  // Two batch changes hold 1,000 messages; 20 one-flag changes are more than a third of the
+  // history by count, which makes Automerge offer the whole document.
+  const home = seeded(1_000);
+  const phone = AccountDoc.empty("bb");
+  const h = new SyncPeer(home), p = new SyncPeer(phone);
+  exchange(h, p);
+  const whole = home.save().length;
+  for (let i = 0; i < 20; i++) {
+    home.edit([{ kind: "flags", id: i.toString(16).padStart(8, "0"), flags: ["\\Seen"] }]);
+  }
+  const cost = exchange(h, p);
+  assertEquals(phone.message("00000013")!.flags, ["\\Seen"]);
+  assertEquals(A.getHeads(phone.automerge), A.getHeads(home.automerge));
+  assert(cost.bytes < whole / 4, `${cost.bytes} bytes for 20 flags (whole document ${whole})`);
 });
 
 Deno.test("a peer that keeps the exchange going is answered with plain changes after the cap", () => {
