@@ -53,8 +53,8 @@ Commands:
   status [--format text|json]  one screen: accounts, storage, queue, edge link, backups
   friend allow --name N [--quota 20GB] [--url URL]   let a friend's box back up here (prints a grant)
   friend list           backup peers kept here: usage, last contact, pending prunes
-  backup add-peer GRANT | status | run | drill | prune --peer P --keep-from N   friends' boxes
-  restore --from GRANT --data EMPTY_DIR [--recovery-key-file F | --password-stdin]
+  backup add-peer GRANT | status | run | drill [--all] | prune --peer P --keep-from N   friends' boxes
+  restore --from GRANT_OR_URL --data EMPTY_DIR [--recovery-key-file F | --password-stdin]
     [--min-seq N] [--home-key K]
                         rebuild accounts, folders, messages, flags and UIDs from a friend's box
   import imaps://USER@HOST[:PORT] --to ADDRESS [--dry-run] [--ca FILE] [--progress-every S]
@@ -722,6 +722,7 @@ async function main(argv: string[]) {
         arg,
         peer: flag(args, "peer"),
         keepFrom: flag(args, "keep-from"),
+        all: args.flags.has("all"),
       });
     case "restore": {
       const keyFile = flag(args, "recovery-key-file");

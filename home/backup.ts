@@ -316,9 +316,17 @@ export async function replicateToPeer(
       read = await readAccount(kv, id);
       if (!read) break;
       sizes.clear();
-      for (const blob of blobsOf(read.core, read.index)) {
-        sizes.set(blob, await blobSize(deps.blobs, staging, blob));
-      }
+      const ids = [...blobsOf(read.core, read.index)];
+      for (const blob of ids) sizes.set(blob, null);
+      // Several stats at once: the first run of a large mailbox stats every blob.
+      let next = 0;
+      const stat = async () => {
+        while (next < ids.length) {
+          const blob = ids[next++];
+          sizes.set(blob, await blobSize(deps.blobs, staging, blob));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(16, ids.length) }, stat));
       if (![...sizes.values()].includes(null) || attempt >= 5) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -409,14 +417,8 @@ export async function replicateToPeer(
       buckets.set(blob.slice(0, 2), bucket);
       messages++;
       bytes += size;
-      pending.set(blob, {
-        size,
-        bytes: async () => {
-          const b = await staging.get(blob);
-          if (objectIdOf(b) !== blob) throw new Error(`blob ${blob} is damaged on this disk`);
-          return b;
-        },
-      });
+      // Not hashed here: the host checks every object's digest, and a refusal is explained below.
+      pending.set(blob, { size, bytes: () => staging.get(blob) });
     }
     const bucketRefs: ObjectRef[] = [];
     for (const entries of buckets.values()) {
@@ -483,7 +485,13 @@ export async function replicateToPeer(
       const items = await Promise.all(
         ids.map(async (id) => ({ id, bytes: await pending.get(id)!.bytes() })),
       );
-      await client.putObjects(items);
+      await client.putObjects(items).catch((e) => {
+        if (!(e instanceof BackupHostError) || e.status !== 400) throw e;
+        const bad = items.find((i) => objectIdOf(i.bytes) !== i.id);
+        throw bad
+          ? new Error(`blob ${bad.id} is damaged on this disk (its digest does not match)`)
+          : e;
+      });
       progress.objects += ids.length;
       progress.bytes += items.reduce((n, i) => n + i.bytes.length, 0);
       progress.elapsedMs = Date.now() - started;

@@ -93,6 +93,8 @@ export interface BackupCommand {
   arg?: string;
   peer?: string;
   keepFrom?: string;
+  /** `hearth backup drill --all`: every object, not a sample. */
+  all?: boolean;
 }
 
 /** `hearth backup add-peer GRANT | status | run | prune --peer P --keep-from N`. */
@@ -159,7 +161,9 @@ export async function runBackupCommand(config: HearthConfig, cmd: BackupCommand)
         if (!peers.length) throw new UsageError('no backup peers; see "hearth backup add-peer"');
         let failed = false;
         for (const p of peers) {
-          const r = await drillPeer({ dataDir: config.dataDir, kv, blobs }, p.peer);
+          const r = await drillPeer({ dataDir: config.dataDir, kv, blobs }, p.peer, {
+            all: cmd.all,
+          });
           failed ||= !r.ok;
           console.log(
             r.ok
@@ -197,7 +201,7 @@ export async function runBackupCommand(config: HearthConfig, cmd: BackupCommand)
       }
       default:
         throw new UsageError(
-          "usage: hearth backup add-peer GRANT | status | run | drill | prune --peer P --keep-from N",
+          "usage: hearth backup add-peer GRANT | status | run | drill [--all] | prune --peer P --keep-from N",
         );
     }
   } finally {
@@ -213,11 +217,11 @@ export interface RestoreCommand {
   homeKey?: string;
 }
 
-/** `hearth restore --from GRANT [--recovery-key-file F | --password-stdin] [--min-seq N]`. */
+/** `hearth restore --from GRANT_OR_URL [--recovery-key-file F | --password-stdin] [--min-seq N]`. */
 export async function runRestoreCommand(config: HearthConfig, cmd: RestoreCommand): Promise<void> {
   if (!cmd.from) {
     throw new UsageError(
-      "usage: hearth restore --from GRANT --data EMPTY_DIR [--recovery-key-file F | --password-stdin]",
+      "usage: hearth restore --from GRANT_OR_URL --data EMPTY_DIR [--recovery-key-file F | --password-stdin]",
     );
   }
   if (!cmd.recoveryKey && !cmd.password) {

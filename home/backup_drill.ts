@@ -5,16 +5,19 @@
  * and signed by this box's key, and each sampled object matches its digest
  * and size. When an account is unlocked, one sampled message is opened with
  * its key. The result is kept per peer (`hearth backup status`); a failure is
- * put in every account's INBOX, once a day per peer.
+ * put in every account's INBOX, once a day per peer. `{ all: true }` checks
+ * every object instead of a sample (`hearth backup drill --all`).
  *
  * @example
  * ```ts
  * const result = await drillPeer({ dataDir, kv, blobs }, peerId);
+ * const full = await drillPeer({ dataDir, kv, blobs }, peerId, { all: true });
  * ```
  */
 import { openSealed, sealToRecipient } from "../src/crypto/age.ts";
 import { BackupClient } from "../sync/backup/client.ts";
 import {
+  batchObjects,
   decodeBlobList,
   decodeCatalog,
   type Manifest,
@@ -38,6 +41,13 @@ export interface DrillResult {
   error: string | null;
 }
 
+export interface DrillOptions {
+  /** Messages sampled per account (default 8). */
+  sample?: number;
+  /** Check every object the newest version names, not a sample. */
+  all?: boolean;
+}
+
 export interface DrillDeps extends BackupDeps {
   /** Unlocked accounts' keys, to open one sampled message. */
   registry?: AccountRegistry;
@@ -54,9 +64,15 @@ function sample<T>(items: T[], n: number, random: () => number): T[] {
 }
 
 /** Runs one drill against one peer, records it, and reports a failure to the accounts. */
-export async function drillPeer(deps: DrillDeps, peerId: string, size = 8): Promise<DrillResult> {
+export async function drillPeer(
+  deps: DrillDeps,
+  peerId: string,
+  opts: DrillOptions = {},
+): Promise<DrillResult> {
   const { kv } = deps;
   const random = deps.random ?? Math.random;
+  const size = opts.sample ?? 8;
+  const pick = <T>(items: T[], n: number) => opts.all ? items : sample(items, n, random);
   const rec = (await kv.get<BackupPeerRecord>(["backup", "peer", peerId])).value;
   if (!rec) throw new Error(`no backup peer ${peerId}`);
   const key = await homeSigningKey(deps.dataDir);
@@ -70,44 +86,71 @@ export async function drillPeer(deps: DrillDeps, peerId: string, size = 8): Prom
     opened: false,
     error: null,
   };
-  const check = async (ref: ObjectRef, what: string) => {
-    const bytes = await client.getObject(ref.id).catch((e) => {
-      throw new Error(`${what} (object ${ref.id}) could not be fetched: ${(e as Error).message}`);
-    });
+  const verified = (ref: ObjectRef, what: string, bytes: Uint8Array) => {
     if (objectIdOf(bytes) !== ref.id || bytes.length !== ref.size) {
-      throw new Error(`${what} (object ${ref.id}) is damaged on the backup host`);
+      throw new Error(
+        `${what} (object ${ref.id}) is damaged on the backup host: its digest or size does not match`,
+      );
     }
     result.checked++;
     result.bytes += bytes.length;
     return bytes;
+  };
+  const check = async (ref: ObjectRef, what: string) => {
+    const bytes = await client.getObject(ref.id).catch((e) => {
+      throw new Error(`${what} (object ${ref.id}) could not be fetched: ${(e as Error).message}`);
+    });
+    return verified(ref, what, bytes);
+  };
+  /** Several objects per request; what an answer leaves out is fetched alone (which names it). */
+  const checkMany = async (refs: [ObjectRef, string][]) => {
+    const out = new Map<string, Uint8Array>();
+    for (let i = 0; i < refs.length; i += batchObjects) {
+      const part = refs.slice(i, i + batchObjects);
+      const got = await client.getObjects(part.map(([r]) => r.id));
+      for (const [ref, what] of part) {
+        const bytes = got.get(ref.id);
+        out.set(ref.id, bytes ? verified(ref, what, bytes) : await check(ref, what));
+      }
+    }
+    return out;
   };
   try {
     const list = await client.manifests();
     const newest = Math.max(0, ...list.manifests.map((m) => m.seq));
     if (newest < rec.seq) {
       throw new Error(
-        `the backup host shows version ${newest}, older than version ${rec.seq} this box sent (a rollback)`,
+        `the backup host's newest manifest is version ${newest}, older than version ${rec.seq} this box sent (a rollback)`,
       );
     }
     if (!newest) throw new Error("the backup host holds no version yet");
-    const m: Manifest = await verifyManifest(await client.manifest(newest), key.publicKey);
+    const m: Manifest = await verifyManifest(await client.manifest(newest), key.publicKey)
+      .catch((e) => {
+        throw new Error(`manifest ${newest} on the backup host is not valid: ${e.message}`);
+      });
+    if (m.seq !== newest) {
+      throw new Error(
+        `the backup host serves manifest ${m.seq} as version ${newest} (an old manifest)`,
+      );
+    }
     result.seq = m.seq;
     for (const a of m.accounts) {
       await check(a.snapshot, `the snapshot of account ${a.id}`);
       await check(a.wrapped, `the wrapped key of account ${a.id}`);
       const catalog = decodeCatalog(await check(a.blobs, `the catalog of account ${a.id}`));
-      for (const u of sample(catalog.units, 2, random)) {
-        await check(u, `a state unit of account ${a.id}`);
-      }
+      await checkMany(pick(catalog.units, 2).map((u) => [u, `a state unit of account ${a.id}`]));
       const blobs = [];
-      for (const b of sample(catalog.buckets, 4, random)) {
-        blobs.push(...decodeBlobList(await check(b, `a blob list of account ${a.id}`)));
-      }
-      const picked = sample(blobs, size, random);
+      const lists = pick(catalog.buckets, 4);
+      const listBytes = await checkMany(lists.map((b) => [b, `a blob list of account ${a.id}`]));
+      for (const b of lists) blobs.push(...decodeBlobList(listBytes.get(b.id)!));
+      const picked = pick(blobs, size);
+      const got = await checkMany(picked.flatMap((b): [ObjectRef, string][] => [
+        [b, `message ${b.id} of account ${a.id}`],
+        ...(b.index ? [[b.index, `the index of message ${b.id}`] as [ObjectRef, string]] : []),
+      ]));
       const identity = deps.registry?.unlocked(a.id)?.keys.identity;
       for (const b of picked) {
-        const sealed = await check(b, `message ${b.id} of account ${a.id}`);
-        if (b.index) await check(b.index, `the index of message ${b.id}`);
+        const sealed = got.get(b.id)!;
         if (identity && !result.opened) {
           await openSealed(sealed, identity).catch(() => {
             throw new Error(`message ${b.id} of account ${a.id} does not open with its key`);

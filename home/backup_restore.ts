@@ -1,12 +1,14 @@
 /**
- * `hearth restore --from GRANT`: rebuilds a home box on an empty data
+ * `hearth restore --from GRANT_OR_URL`: rebuilds a home box on an empty data
  * directory from a friend's box (docs/backup.md). The grant's token opens a
- * restore session; a challenge sealed to each account's recipient proves the
+ * restore session (with only the URL, the recovery key's recipient finds the
+ * backup); a challenge sealed to each account's recipient proves the
  * recovery key (or the password, through the wrapped identity); then every
  * manifest signature and every object's digest is checked, the blobs are
  * written back and each account's KV entries are restored exactly, so
  * UIDVALIDITY, UIDs, flags and modseqs are the same and IMAP clients do not
- * resynchronise.
+ * resynchronise. Everything is written into a directory beside the target,
+ * renamed into place at the end: a failed restore leaves nothing half-written.
  *
  * @example
  * ```ts
@@ -15,10 +17,10 @@
  */
 import { generateSigningKey } from "../src/crypto/device.ts";
 import { openSealed, recipientOf, unwrapIdentity } from "../src/crypto/age.ts";
-import { fromBase64Url, toBase64Url } from "../src/encoding.ts";
+import { fromBase64Url, toBase64Url, toHex } from "../src/encoding.ts";
 import { UsageError } from "../src/errors.ts";
 import { type HearthConfig, loadConfig, saveConfig } from "../src/config.ts";
-import { BackupClient } from "../sync/backup/client.ts";
+import { BackupClient, type RestoreStart } from "../sync/backup/client.ts";
 import {
   batchObjects,
   type BlobEntry,
@@ -45,7 +47,10 @@ export class RestoreError extends Error {
 
 export interface RestoreOptions {
   dataDir: string;
-  /** A grant (`URL#PEER.TOKEN`) from `hearth friend allow` or `hearth backup status`. */
+  /**
+   * A grant (`URL#PEER.TOKEN`) from `hearth friend allow` or `hearth backup status`, or only
+   * the friend's box URL (optionally `URL#PEER`): then the recovery keys find the backup.
+   */
   grant: string;
   /** Account identities (`AGE-SECRET-KEY-1…`): each opens the account it belongs to. */
   recoveryKeys?: string[];
@@ -68,6 +73,21 @@ export interface RestoreReport {
   accounts: { id: string; messages: number; bytes: number }[];
   /** Accounts in the backup that no given key opened. */
   skipped: string[];
+}
+
+/** A grant, or a bare URL (`https://friend:8081`, `…#p-PEER`): what `--from` accepts. */
+export function parseRestoreSource(text: string): { url: string; peer?: string; token?: string } {
+  try {
+    return parseGrant(text);
+  } catch { /* not a grant: a URL? */ }
+  const m = /^(https?:\/\/[^#\s]+?)\/*(?:#(p-[0-9a-f]{16}))?$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      'not a backup grant or URL (expected "https://friend.example:8081" or the grant from ' +
+        '"hearth friend allow")',
+    );
+  }
+  return m[2] ? { url: m[1], peer: m[2] } : { url: m[1] };
 }
 
 async function isEmptyDataDir(dir: string): Promise<boolean> {
@@ -131,6 +151,56 @@ async function fetchManyVerified(
   return out;
 }
 
+/** A fresh directory beside `dataDir` (same file system, so a rename moves it into place). */
+function workDirFor(dataDir: string): string {
+  const target = dataDir.replace(/\/+$/, "") || "/";
+  const slash = target.lastIndexOf("/");
+  const parent = slash > 0 ? target.slice(0, slash) : slash === 0 ? "" : ".";
+  const suffix = toHex(crypto.getRandomValues(new Uint8Array(6)));
+  return `${parent}/.${target.slice(slash + 1)}.restoring-${suffix}`;
+}
+
+/**
+ * Moves a finished restore into place: a rename when the target does not exist or is empty;
+ * otherwise (it holds other files, say the recovery key) each entry is moved in beside them,
+ * `config.json` last, so the directory is a Hearth box only once it is whole.
+ */
+async function moveIntoPlace(work: string, target: string) {
+  const present: string[] = [];
+  try {
+    for await (const e of Deno.readDir(target)) present.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    await Deno.rename(work, target);
+    return await syncDir(target.replace(/\/[^/]*\/*$/, "") || ".");
+  }
+  if (!present.length) {
+    await Deno.remove(target);
+    await Deno.rename(work, target);
+    return await syncDir(target.replace(/\/[^/]*\/*$/, "") || ".");
+  }
+  const ours: string[] = [];
+  for await (const e of Deno.readDir(work)) ours.push(e.name);
+  const clash = ours.filter((n) => present.includes(n));
+  if (clash.length) {
+    throw new UsageError(
+      `${target} already holds ${clash.join(", ")}; restore into an empty or new directory`,
+    );
+  }
+  ours.sort((a, b) => Number(a === "config.json") - Number(b === "config.json"));
+  for (const name of ours) await Deno.rename(`${work}/${name}`, `${target}/${name}`);
+  await Deno.remove(work);
+  await syncDir(target);
+}
+
+async function syncDir(dir: string) {
+  const d = await Deno.open(dir, { read: true }).catch(() => null);
+  try {
+    await d?.sync();
+  } catch { /* best effort: some file systems refuse to sync a directory */ }
+  d?.close();
+}
+
 /** Writes entries in commits under KV's limits. */
 async function writeEntries(kv: Deno.Kv, entries: { key: Deno.KvKey; value: unknown }[]) {
   let op = kv.atomic();
@@ -159,20 +229,8 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
       `${opts.dataDir} is not empty; restore into a new data directory (--data)`,
     );
   }
-  let grant;
-  try {
-    grant = parseGrant(opts.grant);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const sessionKey = await generateSigningKey();
-  const client = new BackupClient(grant.url, grant.peer, sessionKey, { fetch: opts.fetch });
-  const start = await client.startRestore(grant.token);
-  const home = opts.homeKey ?? start.home;
-  if (start.home !== home) {
-    throw new RestoreError(`the backup host pinned key ${start.home}, not the expected ${home}`);
-  }
-  // Identities: the recovery keys given, and what the password unwraps.
+  const from = parseRestoreSource(opts.grant);
+  // Identities: the recovery keys given, and (below) what the password unwraps.
   const identities = new Map<string, string>();
   for (const key of opts.recoveryKeys ?? []) {
     try {
@@ -180,6 +238,31 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
     } catch {
       throw new UsageError("a recovery key is not an age identity (AGE-SECRET-KEY-1…)");
     }
+  }
+  const sessionKey = await generateSigningKey();
+  let client: BackupClient;
+  let start: RestoreStart;
+  if (from.token) {
+    client = new BackupClient(from.url, from.peer!, sessionKey, { fetch: opts.fetch });
+    start = await client.startRestore(from.token);
+  } else {
+    if (!identities.size) {
+      throw new UsageError(
+        "with only the backup host's URL, give the recovery key (--recovery-key-file); " +
+          "a restore with the password needs the grant (URL#PEER.TOKEN, shown by " +
+          '"hearth backup status" and "hearth friend allow")',
+      );
+    }
+    ({ client, start } = await BackupClient.startRestoreByKey(
+      from.url,
+      sessionKey,
+      [...identities.keys()],
+      { peer: from.peer, fetch: opts.fetch },
+    ));
+  }
+  const home = opts.homeKey ?? start.home;
+  if (start.home !== home) {
+    throw new RestoreError(`the backup host pinned key ${start.home}, not the expected ${home}`);
   }
   if (opts.password) {
     for (const a of start.accounts) {
@@ -287,13 +370,18 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
   }
   const first = plans[0].snapshot;
   const saved = (first.config ?? {}) as Partial<HearthConfig>;
-  await Deno.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-  const config = await loadConfig(opts.dataDir, { ...saved, ...opts.overrides });
-  await saveConfig(config);
-  await initDataDir(config);
-  const blobs = new BlobStore(`${opts.dataDir}/blobs`);
-  const kv = await Deno.openKv(`${opts.dataDir}/home.kv`);
+  // Everything is written into a directory beside the target, moved into place only when the
+  // whole restore succeeded: a restore that fails half way leaves no half-written box.
+  const work = workDirFor(opts.dataDir);
+  await Deno.mkdir(work, { recursive: true, mode: 0o700 });
+  let kv: Deno.Kv | null = null;
   try {
+    const config = await loadConfig(work, { ...saved, ...opts.overrides });
+    await saveConfig(config);
+    await initDataDir(config);
+    const blobs = new BlobStore(`${work}/blobs`);
+    kv = await Deno.openKv(`${work}/home.kv`);
+    const db = kv;
     const total = plans.reduce((n, p) => n + p.blobs.length, 0);
     let done = 0;
     let bytes = 0;
@@ -305,8 +393,9 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
         batches.push(plan.blobs.slice(i, i + batchObjects / 2));
       }
       let next = 0;
+      let failed = false;
       const worker = async () => {
-        while (next < batches.length) {
+        while (next < batches.length && !failed) {
           const batch = batches[next++];
           const refs: [ObjectRef, string][] = [];
           for (const b of batch) {
@@ -338,20 +427,34 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
           opts.onProgress?.(done, total, bytes);
         }
       };
-      await Promise.all(Array.from({ length: Math.min(2, batches.length) }, worker));
+      // Both workers stop before the directory is removed on a failure.
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(2, batches.length) }, () =>
+          worker().catch((e) => {
+            failed = true;
+            throw e;
+          })),
+      );
+      const failure = settled.find((r) => r.status === "rejected");
+      if (failure) throw (failure as PromiseRejectedResult).reason;
       // The index goes last: a restore cut short leaves blobs without records (collected), never
       // records without blobs.
-      await writeEntries(kv, indexEntries);
-      await writeEntries(kv, plan.snapshot.entries);
+      await writeEntries(db, indexEntries);
+      await writeEntries(db, plan.snapshot.entries);
       restored.push({
         id: plan.snapshot.account,
         messages: plan.blobs.length,
         bytes: plan.blobs.reduce((n, b) => n + b.size, 0),
       });
     }
-    await kv.set(["backup", "seen", home], latest.seq);
-  } finally {
-    kv.close();
+    await db.set(["backup", "seen", home], latest.seq);
+    db.close();
+    kv = null;
+    await moveIntoPlace(work, opts.dataDir);
+  } catch (e) {
+    kv?.close();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+    throw e;
   }
   return {
     seq: latest.seq,

@@ -12,7 +12,12 @@
  */
 import type { SigningKey } from "../../src/crypto/device.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
-import { decodeObjectBatch, encodeObjectBatch, type SignedManifest } from "./format.ts";
+import {
+  batchSummary,
+  decodeObjectBatch,
+  encodeObjectBatch,
+  type SignedManifest,
+} from "./format.ts";
 
 /** A refusal or failure from the backup host, with its HTTP status and message. */
 export class BackupHostError extends Error {
@@ -59,9 +64,24 @@ export class BackupClient {
     this.#fetch = opts.fetch ?? fetch;
   }
 
-  async #request(method: string, rel: string, body: Uint8Array | null, keyId = this.#keyId) {
-    const path = `/v1/backup/peers/${this.peer}${rel}`;
-    const headers = await signRequest(this.#key, keyId, method, path, body);
+  async #request(
+    method: string,
+    rel: string,
+    body: Uint8Array | null,
+    keyId = this.#keyId,
+    signed = body,
+  ) {
+    return await this.#send(method, `/v1/backup/peers/${this.peer}${rel}`, body, keyId, signed);
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+    keyId: string,
+    signed: Uint8Array | null,
+  ) {
+    const headers = await signRequest(this.#key, keyId, method, path, signed);
     let res: Response;
     try {
       res = await this.#fetch(this.url + path, {
@@ -121,7 +141,13 @@ export class BackupClient {
   async putObjects(
     items: { id: string; bytes: Uint8Array }[],
   ): Promise<{ stored: number; already: number }> {
-    const res = await this.#request("POST", "/objects", encodeObjectBatch(items));
+    const res = await this.#request(
+      "POST",
+      "/objects",
+      encodeObjectBatch(items),
+      this.#keyId,
+      batchSummary(items),
+    );
     return (await res.json()) as { stored: number; already: number };
   }
 
@@ -165,6 +191,30 @@ export class BackupClient {
   /** Starts a restore with the grant's token (this client's key is the session's new key). */
   startRestore(token: string): Promise<RestoreStart> {
     return this.#json("POST", "/restore", { token, publicKey: this.#key.publicKey }, "new");
+  }
+
+  /**
+   * Starts a restore with only the host's URL: the recipients of the recovery
+   * keys find the peer (`peer` narrows it). Returns a client for that peer.
+   */
+  static async startRestoreByKey(
+    url: string,
+    key: SigningKey,
+    recipients: string[],
+    opts: { peer?: string; fetch?: typeof fetch } = {},
+  ): Promise<{ client: BackupClient; start: RestoreStart & { peer: string } }> {
+    const probe = new BackupClient(url, "", key, { keyId: "new", fetch: opts.fetch });
+    const start = await probe.#jsonAt<RestoreStart & { peer: string }>(
+      "/v1/backup/restore",
+      { recipients, publicKey: key.publicKey, peer: opts.peer },
+    );
+    const client = new BackupClient(url, start.peer, key, { keyId: "new", fetch: opts.fetch });
+    return { client, start };
+  }
+
+  async #jsonAt<T>(path: string, value: unknown): Promise<T> {
+    const body = new TextEncoder().encode(JSON.stringify(value));
+    return await (await this.#send("POST", path, body, this.#keyId, body)).json() as T;
   }
 
   /** Answers a challenge; afterwards this client reads as the session's key. */

@@ -218,8 +218,8 @@ export function blobListIds(list: BlobEntry[]): string[] {
 
 /** Objects in one upload request, a batch at most this large (one at least, whatever its size). */
 export const batchBytes = 8 * 1024 * 1024;
-/** Objects per upload request (one KV commit on the host). */
-export const batchObjects = 200;
+/** Objects per upload request: one pack file and one small KV commit on the host. */
+export const batchObjects = 500;
 
 /** Frames objects for one upload: per object its 32-character id, a u32 length, the bytes. */
 export function encodeObjectBatch(items: { id: string; bytes: Uint8Array }[]): Uint8Array {
@@ -233,6 +233,22 @@ export function encodeObjectBatch(items: { id: string; bytes: Uint8Array }[]): U
     out.set(bytes, off + 36);
     off += 36 + bytes.length;
   }
+  return out;
+}
+
+/**
+ * What a batch upload's signature covers: its framing, each object's id and length. The
+ * bytes themselves are bound to their ids by the host's digest check.
+ */
+export function batchSummary(items: { id: string; bytes: Uint8Array }[]): Uint8Array {
+  const head = new TextEncoder().encode("hearth-backup-batch-v1\n");
+  const out = new Uint8Array(head.length + items.length * 36);
+  const view = new DataView(out.buffer);
+  out.set(head);
+  items.forEach(({ id, bytes }, i) => {
+    new TextEncoder().encodeInto(id, out.subarray(head.length + i * 36));
+    view.setUint32(head.length + i * 36 + 32, bytes.length);
+  });
   return out;
 }
 

@@ -20,6 +20,7 @@ import { verifyRequest } from "../../src/wire/signed_request.ts";
 import {
   batchBytes,
   batchObjects,
+  batchSummary,
   decodeObjectBatch,
   encodeObjectBatch,
   isObjectId,
@@ -104,6 +105,34 @@ export function createBackupHostApp(deps: BackupHostDeps): Hono<Env> {
     await verify(c, body, () => Promise.resolve(req.publicKey as string));
     return c.json(await store.startRestore(peer, req.token, req.publicKey));
   });
+  // A restore with the URL and a recovery key only: the key's recipient finds the peer.
+  app.post("/v1/backup/restore", async (c) => {
+    const body = await bodyOf(c);
+    const req = jsonOf<{ recipients?: unknown; publicKey?: unknown; peer?: unknown }>(body);
+    if (
+      !Array.isArray(req.recipients) || !req.recipients.length || req.recipients.length > 64 ||
+      !req.recipients.every((r) => typeof r === "string" && r.startsWith("age1")) ||
+      typeof req.publicKey !== "string" ||
+      (req.peer !== undefined && (typeof req.peer !== "string" || !isPeerId(req.peer)))
+    ) {
+      throw new ProtocolError("BAD", "recipients (age1…, at most 64) and publicKey are required");
+    }
+    await verifyRequest(
+      { method: c.req.method, path: pathOf(c), headers: c.req.raw.headers, body },
+      {
+        publicKeyOf: () => Promise.resolve(req.publicKey as string),
+        claimNonce: (id, nonce, ttl) => store.claimNonce(`restore:${id}`, nonce, ttl),
+        now,
+      },
+    );
+    return c.json(
+      await store.startRestoreByRecipient(
+        req.recipients as string[],
+        req.publicKey,
+        req.peer as string | undefined,
+      ),
+    );
+  });
   app.post("/v1/backup/peers/:peer/restore/:session", async (c) => {
     const peer = peerOf(c);
     const session = c.req.param("session");
@@ -119,17 +148,22 @@ export function createBackupHostApp(deps: BackupHostDeps): Hono<Env> {
   });
 
   /** Signed by the pinned key; `read` also admits a restore session's key. */
-  const signed = (read: boolean): MiddlewareHandler<Env> => async (c, next) => {
-    const peer = peerOf(c);
-    const body = await bodyOf(c);
-    const keyId = await verify(c, body, (id) => store.keyFor(peer, id, read));
-    c.set("body", body);
-    c.set("keyId", keyId);
-    if (keyId === peer) await store.touch(peer);
-    await next();
-  };
+  const signed = (read: boolean, signedPart?: (body: Uint8Array) => Uint8Array) =>
+    (async (c, next) => {
+      const peer = peerOf(c);
+      const body = await bodyOf(c);
+      const part = signedPart ? signedPart(body ?? new Uint8Array()) : body;
+      const keyId = await verify(c, part, (id) => store.keyFor(peer, id, read));
+      c.set("body", body);
+      c.set("keyId", keyId);
+      if (keyId === peer) await store.touch(peer);
+      await next();
+    }) as MiddlewareHandler<Env>;
   const reader = signed(true);
   const writer = signed(false);
+  // A batch is signed over its framing (ids and lengths): each object's bytes are bound to its
+  // id by the digest check that follows, so every byte of the body is covered, hashed once.
+  const batchWriter = signed(false, (body) => batchSummary(decodeObjectBatch(body)));
 
   app.get("/v1/backup/peers/:peer/status", reader, async (c) => {
     const rec = (await store.peer(peerOf(c)))!;
@@ -161,8 +195,8 @@ export function createBackupHostApp(deps: BackupHostDeps): Hono<Env> {
     return c.json(res, res.stored ? 201 : 200);
   });
 
-  // A batch of objects in one request (encodeObjectBatch): one KV commit, shared fsyncs.
-  app.post("/v1/backup/peers/:peer/objects", writer, async (c) => {
+  // A batch of objects in one request (encodeObjectBatch): one pack file, one KV commit.
+  app.post("/v1/backup/peers/:peer/objects", batchWriter, async (c) => {
     const items = decodeObjectBatch(c.get("body") ?? new Uint8Array());
     return c.json(await store.putObjects(peerOf(c), items));
   });

@@ -2,7 +2,8 @@
  * The backup host's state (docs/backup.md), in the host box's KV:
  *
  * - `bk-host, peer, P` → {@linkcode PeerRecord}: name, quota, usage, the token hash, the pinned key
- * - `bk-host, obj, P, id` → size and arrival time of a stored object (bytes in {@linkcode ObjectStorage})
+ * - `bk-host, pack, P, packId` → the objects of one pack file (ids, offsets, sizes; pack_index.ts),
+ *   whose bytes are in {@linkcode ObjectStorage}; `bk-host, objgen, P` changes with them
  * - `bk-host, man, P, seq` → a signed manifest, every version kept until a due prune
  * - `bk-host, prune, P` → the pending prune and when it takes effect
  * - `bk-host, reader, P, keyId` → a restore session's read-only key (expires)
@@ -28,6 +29,14 @@ import {
   verifyManifest,
 } from "./format.ts";
 import type { ObjectStorage } from "./object_files.ts";
+import {
+  decodePackEntries,
+  encodePackEntries,
+  indexKeys,
+  type Located,
+  ObjectIndex,
+  type PackRecord,
+} from "./pack_index.ts";
 
 export interface PeerRecord {
   id: string;
@@ -93,6 +102,7 @@ export class BackupHostStore {
   readonly #graceMs: number;
   /** One writer per peer in this process: usage and object records stay consistent. */
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #index: ObjectIndex;
 
   constructor(
     kv: Deno.Kv,
@@ -101,6 +111,7 @@ export class BackupHostStore {
   ) {
     this.kv = kv;
     this.#objects = objects;
+    this.#index = new ObjectIndex(kv);
     this.#now = opts.now ?? Date.now;
     this.#graceMs = opts.graceMs ?? limits.backupPruneGraceMs;
   }
@@ -188,13 +199,8 @@ export class BackupHostStore {
 
   /** The ids among `ids` this host does not hold for the peer. */
   async missing(peer: string, ids: string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (let i = 0; i < ids.length; i += 10) {
-      const batch = ids.slice(i, i + 10);
-      const got = await this.kv.getMany(batch.map((id) => [P, "obj", peer, id]));
-      got.forEach((g, j) => g.value === null && out.push(batch[j]));
-    }
-    return out;
+    const { objects } = await this.#index.load(peer);
+    return ids.filter((id) => !objects.has(id));
   }
 
   /**
@@ -206,75 +212,108 @@ export class BackupHostStore {
   }
 
   /**
-   * Stores a batch of objects: every id checked against its bytes, the quota
-   * checked for the new ones, the files written with shared directory fsyncs,
-   * then one KV commit for their records and the usage.
+   * Stores a batch of objects: every id checked against its bytes, the new
+   * ones written as one pack (one file and one directory fsync, outside the
+   * peer's lock, so two batches in flight share the disk's time), then, under
+   * the lock, the quota checked and one KV commit for the pack's record and
+   * the usage. An object stored meanwhile by another batch keeps its first copy.
    */
-  putObjects(
+  async putObjects(
     peer: string,
     items: { id: string; bytes: Uint8Array }[],
   ): Promise<{ stored: number; already: number }> {
     for (const { id, bytes } of items) {
       if (objectIdOf(bytes) !== id) {
-        return Promise.reject(
-          new ProtocolError("BAD", `object ${id} does not match its content (SHA-256)`),
-        );
+        throw new ProtocolError("BAD", `object ${id} does not match its content (SHA-256)`);
       }
     }
-    return this.#serial(peer, async () => {
-      const fresh = new Map<string, Uint8Array>();
-      for (let i = 0; i < items.length; i += 10) {
-        const batch = items.slice(i, i + 10);
-        const got = await this.kv.getMany(batch.map((x) => [P, "obj", peer, x.id]));
-        got.forEach((g, j) => g.value === null && fresh.set(batch[j].id, batch[j].bytes));
-      }
-      if (!fresh.size) return { stored: 0, already: items.length };
-      const rec = await this.kv.get<PeerRecord>([P, "peer", peer]);
-      if (!rec.value) throw denied("no such backup peer here", 404);
-      const adding = [...fresh.values()].reduce((n, b) => n + b.length, 0);
-      if (rec.value.usedBytes + adding > rec.value.quotaBytes) {
-        throw denied(
-          `the backup quota of ${rec.value.quotaBytes} bytes is full; ask your friend for more`,
-          507,
-        );
-      }
-      await this.#objects.writeMany(peer, [...fresh].map(([id, bytes]) => ({ id, bytes })));
-      const now = this.#now();
-      const op = this.kv.atomic().check(rec);
-      for (const [id, bytes] of fresh) {
-        // The peer record's check covers these: every object record is written with it.
-        op.set([P, "obj", peer, id], { size: bytes.length, at: now });
-      }
-      op.set(rec.key, {
-        ...rec.value,
-        usedBytes: rec.value.usedBytes + adding,
-        objects: rec.value.objects + fresh.size,
-        lastContact: now,
-      });
-      const res = await commitRetrying(() => op);
-      if (!res.ok) {
-        throw new ProtocolError("NO", "the objects were stored concurrently; retry", {
-          http: 409,
+    const unique = [...new Map(items.map((i) => [i.id, i.bytes]))].map(([id, bytes]) => ({
+      id,
+      bytes,
+    }));
+    const quotaFull = (rec: PeerRecord) =>
+      denied(`the backup quota of ${rec.quotaBytes} bytes is full; ask your friend for more`, 507);
+    const size = (list: { bytes: Uint8Array }[]) => list.reduce((n, i) => n + i.bytes.length, 0);
+    const before = await this.peer(peer);
+    if (!before) throw denied("no such backup peer here", 404);
+    const { objects } = await this.#index.load(peer);
+    let candidates = unique.filter((i) => !objects.has(i.id));
+    if (!candidates.length) return { stored: 0, already: items.length };
+    if (before.usedBytes + size(candidates) > before.quotaBytes) throw quotaFull(before);
+    let written = await this.#objects.writePack(peer, candidates);
+    return await this.#serial(peer, async () => {
+      let keepPack = false;
+      try {
+        const rec = await this.kv.get<PeerRecord>([P, "peer", peer]);
+        if (!rec.value) throw denied("no such backup peer here", 404);
+        const index = await this.#index.load(peer);
+        const fresh = candidates.filter((i) => !index.objects.has(i.id));
+        if (!fresh.length) return { stored: 0, already: items.length };
+        const adding = size(fresh);
+        if (rec.value.usedBytes + adding > rec.value.quotaBytes) throw quotaFull(rec.value);
+        if (adding < size(candidates) * 0.9) {
+          // Bytes no record names would escape the quota: write the pack again without them.
+          await this.#objects.removePack(peer, written.pack);
+          candidates = fresh;
+          written = await this.#objects.writePack(peer, fresh);
+        }
+        const offsetOf = new Map(candidates.map((c, i) => [c.id, written.offsets[i]]));
+        const now = this.#now();
+        const entries = fresh.map(({ id, bytes }) => ({
+          id,
+          off: offsetOf.get(id)!,
+          size: bytes.length,
+        }));
+        const record: PackRecord = { at: now, entries: encodePackEntries(entries) };
+        // The peer record's and the generation's checks make the commit the only writer.
+        const res = await this.kv.atomic().check(rec).check(index.gen)
+          .set(indexKeys.pack(peer, written.pack), record)
+          .set(indexKeys.gen(peer), (index.gen.value ?? 0) + 1)
+          .set(rec.key, {
+            ...rec.value,
+            usedBytes: rec.value.usedBytes + adding,
+            objects: rec.value.objects + fresh.length,
+            lastContact: now,
+          }).commit();
+        if (!res.ok) {
+          this.#index.forget(peer);
+          throw new ProtocolError("NO", "the objects were stored concurrently; retry", {
+            http: 409,
+          });
+        }
+        keepPack = true;
+        this.#index.committed(peer, index.gen.versionstamp, res.versionstamp, (m) => {
+          for (const e of entries) {
+            m.set(e.id, { pack: written.pack, off: e.off, size: e.size, at: now });
+          }
         });
+        return { stored: fresh.length, already: items.length - fresh.length };
+      } finally {
+        if (!keepPack) await this.#objects.removePack(peer, written.pack);
       }
-      return { stored: fresh.size, already: items.length - fresh.size };
     });
   }
 
   /** An object's bytes, or null when this host does not hold it. */
   async getObject(peer: string, id: string): Promise<Uint8Array | null> {
-    if (!(await this.kv.get([P, "obj", peer, id])).value) return null;
-    return await this.#objects.read(peer, id);
+    const at = (await this.#index.load(peer)).objects.get(id);
+    return at ? await this.#objects.read(peer, id, at) : null;
   }
 
   /**
    * Every object a manifest names: its own references, the catalogs' buckets and units, and
    * the buckets' blobs and index objects (what the host can read of them: ids and sizes).
    */
-  async #referenced(peer: string, m: Manifest, have?: Set<string>): Promise<string[]> {
+  async #referenced(
+    peer: string,
+    m: Manifest,
+    have: Map<string, Located>,
+  ): Promise<string[]> {
     const ids = manifestRefs(m).map((r) => r.id);
-    const read = (id: string) =>
-      !have || have.has(id) ? this.#objects.read(peer, id) : Promise.resolve(null);
+    const read = async (id: string) => {
+      const at = have.get(id);
+      return at ? await this.#objects.read(peer, id, at) : null;
+    };
     for (const a of m.accounts) {
       const catalog = await read(a.blobs.id);
       if (!catalog) continue;
@@ -286,12 +325,6 @@ export class BackupHostStore {
       }
     }
     return ids;
-  }
-
-  async #objectSet(peer: string): Promise<Set<string>> {
-    const have = new Set<string>();
-    for await (const e of this.kv.list({ prefix: [P, "obj", peer] })) have.add(e.key[3] as string);
-    return have;
   }
 
   /**
@@ -312,7 +345,7 @@ export class BackupHostStore {
           409,
         );
       }
-      const have = await this.#objectSet(peer);
+      const have = (await this.#index.load(peer)).objects;
       const absent = (await this.#referenced(peer, m, have)).filter((id) => !have.has(id))
         .map((id) => ({ id }));
       if (absent.length) {
@@ -389,6 +422,7 @@ export class BackupHostStore {
         if (!rec) return;
         const keepFrom = Math.min(e.value.keepFrom, rec.latestSeq);
         const keep = new Set<string>();
+        const have = (await this.#index.load(peer)).objects;
         for await (const m of this.kv.list<StoredManifest>({ prefix: [P, "man", peer] })) {
           if (m.value.seq < keepFrom) {
             await this.kv.delete(m.key);
@@ -396,26 +430,74 @@ export class BackupHostStore {
             continue;
           }
           const man = JSON.parse(m.value.body) as Manifest;
-          for (const id of await this.#referenced(peer, man)) keep.add(id);
+          for (const id of await this.#referenced(peer, man, have)) keep.add(id);
         }
-        for await (
-          const o of this.kv.list<{ size: number; at: number }>({
-            prefix: [P, "obj", peer],
-          })
-        ) {
-          const id = o.key[3] as string;
-          if (keep.has(id) || o.value.at >= e.value.requested) continue;
-          await this.#objects.remove(peer, id);
+        const dead = (id: string, at: number) => !keep.has(id) && at < e.value.requested;
+        // Records go before bytes: a crash in between leaves unnamed bytes, never a record
+        // without its bytes. Each commit moves the usage and the index generation with it.
+        const commit = async (change: (op: Deno.AtomicOperation) => void, n: number, b: number) => {
           const cur = await this.kv.get<PeerRecord>([P, "peer", peer]);
-          if (!cur.value) break;
-          await this.kv.atomic().check(cur).delete(o.key).set(cur.key, {
-            ...cur.value,
-            usedBytes: cur.value.usedBytes - o.value.size,
-            objects: cur.value.objects - 1,
-          }).commit();
-          done.objects++;
-          done.bytes += o.value.size;
+          const gen = await this.kv.get<number>(indexKeys.gen(peer));
+          if (!cur.value) return false;
+          const op = this.kv.atomic().check(cur).check(gen)
+            .set(gen.key, (gen.value ?? 0) + 1)
+            .set(cur.key, {
+              ...cur.value,
+              usedBytes: cur.value.usedBytes - b,
+              objects: cur.value.objects - n,
+            });
+          change(op);
+          if (!(await op.commit()).ok) return false;
+          done.objects += n;
+          done.bytes += b;
+          return true;
+        };
+        // Objects stored before packs: a record and a file each.
+        for await (const o of this.kv.list<Located>({ prefix: [P, "obj", peer] })) {
+          const id = o.key[3] as string;
+          if (!dead(id, o.value.at)) continue;
+          if (await commit((op) => op.check(o).delete(o.key), 1, o.value.size)) {
+            await this.#objects.remove(peer, id);
+          }
         }
+        // A pack whose objects all went is removed; one with live objects left is written anew
+        // with only those (its record replaced in the same commit), then removed.
+        for await (const pe of this.kv.list<PackRecord>({ prefix: [P, "pack", peer] })) {
+          const pack = pe.key[3] as string;
+          const entries = decodePackEntries(pe.value.entries);
+          const gone = entries.filter((x) => dead(x.id, pe.value.at));
+          if (!gone.length) continue;
+          const live = entries.filter((x) => !dead(x.id, pe.value.at));
+          const items: { id: string; bytes: Uint8Array }[] = [];
+          for (const x of live) {
+            const bytes = await this.#objects.read(peer, x.id, { pack, off: x.off, size: x.size });
+            if (bytes && bytes.length === x.size && objectIdOf(bytes) === x.id) {
+              items.push({ id: x.id, bytes });
+            }
+          }
+          // A pack with a damaged object is kept whole: a drill or a restore names the object.
+          if (items.length < live.length) continue;
+          const written = items.length ? await this.#objects.writePack(peer, items) : null;
+          const ok = await commit(
+            (op) => {
+              op.check(pe).delete(pe.key);
+              if (written) {
+                const moved = items.map((x, i) => ({
+                  id: x.id,
+                  off: written.offsets[i],
+                  size: x.bytes.length,
+                }));
+                const record: PackRecord = { at: pe.value.at, entries: encodePackEntries(moved) };
+                op.set(indexKeys.pack(peer, written.pack), record);
+              }
+            },
+            gone.length,
+            gone.reduce((n, x) => n + x.size, 0),
+          );
+          if (ok) await this.#objects.removePack(peer, pack);
+          else if (written) await this.#objects.removePack(peer, written.pack);
+        }
+        this.#index.forget(peer);
         await this.kv.atomic().check(e).delete(e.key).commit();
       });
     }
@@ -435,24 +517,60 @@ export class BackupHostStore {
     if (!rec.publicKey || !rec.latestSeq) throw denied("this peer has no backup yet", 404);
     const latest = await this.manifest(peer, rec.latestSeq);
     const m = JSON.parse(latest!.body) as Manifest;
+    return await this.#challenge(rec, m.accounts, publicKey, true);
+  }
+
+  /**
+   * Starts a restore without the grant (`hearth restore --from URL`): the
+   * recovery key's recipient finds the peer whose newest version holds that
+   * account (the newest such version when several do; only `peer` when
+   * given), and only those accounts get a challenge. No wrapped identity goes
+   * out: without the grant's token, nobody may try passwords against them.
+   */
+  async startRestoreByRecipient(recipients: string[], publicKey: string, peer?: string) {
+    let best: { rec: PeerRecord; m: Manifest; received: number } | null = null;
+    for (const rec of await this.peers()) {
+      if ((peer && rec.id !== peer) || !rec.publicKey || !rec.latestSeq) continue;
+      const stored = (await this.kv.get<StoredManifest>([P, "man", rec.id, rec.latestSeq])).value;
+      if (!stored) continue;
+      const m = JSON.parse(stored.body) as Manifest;
+      if (!m.accounts.some((a) => recipients.includes(a.recipient))) continue;
+      if (!best || stored.received > best.received) best = { rec, m, received: stored.received };
+    }
+    if (!best) {
+      throw denied(
+        "this box keeps no backup of an account with that recovery key; check the URL, or use the grant",
+        404,
+      );
+    }
+    const accounts = best.m.accounts.filter((a) => recipients.includes(a.recipient));
+    return { peer: best.rec.id, ...await this.#challenge(best.rec, accounts, publicKey, false) };
+  }
+
+  async #challenge(
+    rec: PeerRecord,
+    accounts: Manifest["accounts"],
+    publicKey: string,
+    withWrapped: boolean,
+  ) {
     const session = toHex(crypto.getRandomValues(new Uint8Array(12)));
     const answers: string[] = [];
-    const accounts = [];
-    for (const a of m.accounts) {
+    const out = [];
+    for (const a of accounts) {
       const secret = crypto.getRandomValues(new Uint8Array(32));
       answers.push(toHex(await sha256(secret)));
-      const wrapped = await this.#objects.read(peer, a.wrapped.id);
-      accounts.push({
+      const wrapped = withWrapped ? await this.getObject(rec.id, a.wrapped.id) : null;
+      out.push({
         id: a.id,
         recipient: a.recipient,
         challenge: toBase64Url(await sealToRecipient(secret, a.recipient)),
         wrapped: wrapped ? toBase64Url(wrapped) : null,
       });
     }
-    await this.kv.set([P, "challenge", peer, session], { publicKey, answers }, {
+    await this.kv.set([P, "challenge", rec.id, session], { publicKey, answers }, {
       expireIn: 10 * 60_000,
     });
-    return { session, home: rec.publicKey, accounts };
+    return { session, home: rec.publicKey!, accounts: out };
   }
 
   /** The key a restore session will sign with, while its challenge is open. */

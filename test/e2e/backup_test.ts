@@ -10,6 +10,7 @@ import { type HomeBox, initDataDir, openStore, startHome } from "../../home/box.
 import { createAccount } from "../../home/store/accounts.ts";
 import { deliverLocally } from "../../home/store/deliver.ts";
 import { loadConfig } from "../../src/config.ts";
+import { fileExists as exists } from "../../src/tls.ts";
 import { log } from "../../src/log.ts";
 import { generateSigningKey } from "../../src/crypto/device.ts";
 import { addBackupPeer, backupPeers, replicateToPeer } from "../../home/backup.ts";
@@ -26,6 +27,7 @@ import {
 } from "../../sync/backup/format.ts";
 import { BackupHostStore } from "../../sync/backup/host_store.ts";
 import { ObjectFiles } from "../../sync/backup/object_files.ts";
+import { FriendTamper } from "./backup_tamper.ts";
 import { fixtureMessages } from "./messages.ts";
 import { imapView } from "./imap_view.ts";
 import { RawImap } from "./raw_imap.ts";
@@ -253,19 +255,18 @@ Deno.test("friend's box backup: replicate, scan, restore, and refuse a compromis
     // A restore drill verifies a sample; a damaged object fails it, named, and every account
     // finds a message about it in its INBOX (an arrival: the accounts are locked).
     const drillDeps = { ...deps, random: () => 0.5 };
-    const drill = await drillPeer(drillDeps, peer, 1000);
+    const drill = await drillPeer(drillDeps, peer, { sample: 1000 });
     assert(drill.ok && drill.checked >= 10, JSON.stringify(drill));
     const someBlob = (await blobEntries(evil, man.accounts[0].blobs.id))[0].id;
-    const someFile = new ObjectFiles(`${b.dataDir}/backup`).pathOf(peer, someBlob);
-    const intact = await Deno.readFile(someFile);
-    await Deno.writeFile(someFile, intact.subarray(1));
+    const friend = new FriendTamper(boxB.kv, `${b.dataDir}/backup`, peer);
+    await friend.truncate(someBlob);
     const arrivalsBefore = (await Array.fromAsync(boxA.kv.list({ prefix: ["arrival"] }))).length;
-    const failedDrill = await drillPeer(drillDeps, peer, 1000);
+    const failedDrill = await drillPeer(drillDeps, peer, { all: true });
     assert(!failedDrill.ok && failedDrill.error!.includes(someBlob), JSON.stringify(failedDrill));
     assertEquals((await lastDrill(boxA.kv, peer))?.ok, false);
     const arrivalsAfter = (await Array.fromAsync(boxA.kv.list({ prefix: ["arrival"] }))).length;
     assertEquals(arrivalsAfter - arrivalsBefore, 2);
-    await Deno.writeFile(someFile, intact);
+    await friend.undo();
 
     // The home box is lost. Restore into an empty directory with the recovery key.
     await boxA.close();
@@ -311,63 +312,129 @@ Deno.test("friend's box backup: replicate, scan, restore, and refuse a compromis
       /none of the given recovery keys or the password/,
     );
 
-    // Tampering on the friend's side is detected and named: a flipped byte, a truncation, two
-    // objects swapped, an object dropped.
-    const files = new ObjectFiles(`${b.dataDir}/backup`);
+    // The URL alone, with the recovery key: the key's recipient finds the backup. The target
+    // directory already holds the key file; the box is moved in beside it.
+    const byUrl = `${restoredDir}-url`;
+    dirs.push(byUrl);
+    await Deno.mkdir(byUrl);
+    await Deno.writeTextFile(`${byUrl}/recovery.txt`, a.keys[0]);
+    const r4 = await restoreFromBackup({
+      dataDir: byUrl,
+      grant: url,
+      recoveryKeys: [a.keys[0]],
+      minSeq: seen,
+      overrides: { imapPort: 0, imapsPort: 0, mxPort: null, submissionPort: null, homeHttpPort: 0 },
+    });
+    assertEquals([r4.seq, r4.accounts.length, r4.accounts[0].messages], [3, 1, 8]);
+    assert(await exists(`${byUrl}/recovery.txt`) && await exists(`${byUrl}/config.json`));
+    const boxU = await start(byUrl);
+    try {
+      assertEquals(await imapView(boxU.imap.port!, "me@hearth.localhost", password), after);
+    } finally {
+      await boxU.close();
+    }
+    // The URL and a peer id work too; a key no backup here belongs to is told so; the URL with
+    // only a password is refused (it needs the grant: no one may guess passwords without it).
+    const r5 = await restoreFromBackup({
+      dataDir: `${restoredDir}-url2`,
+      grant: `${url}#${peer}`,
+      recoveryKeys: [a.keys[1]],
+    });
+    dirs.push(`${restoredDir}-url2`);
+    assertEquals([r5.accounts.length, r5.skipped.length], [1, 1]);
+    const stranger = await makeBox(["x@hearth.localhost"]);
+    dirs.push(stranger.dataDir);
+    await rejects(
+      restoreFromBackup({ dataDir: `${restoredDir}-y`, grant: url, recoveryKeys: stranger.keys }),
+      /keeps no backup of an account with that recovery key/,
+    );
+    await rejects(
+      restoreFromBackup({ dataDir: `${restoredDir}-y`, grant: url, password }),
+      /needs the grant/,
+    );
+    assertEquals(await exists(`${restoredDir}-y`), false);
+
+    // Tampering on the friend's side is detected and named, by a restore and by a drill that
+    // checks everything: a flipped byte, a truncation, two objects swapped, an object dropped,
+    // an old manifest served (as the newest, or as the newest's number).
     const listed = await blobEntries(
       evil,
       man.accounts.find((x) => x.messages > 1)!.blobs.id,
     );
-    const [p1, p2] = [files.pathOf(peer, listed[0].id), files.pathOf(peer, listed[1].id)];
-    const [good1, good2] = [await Deno.readFile(p1), await Deno.readFile(p2)];
-    const flipped = good1.slice();
-    flipped[flipped.length - 1] ^= 1;
-    const tampers: [string, () => Promise<void>, RegExp][] = [
-      ["flip", () => Deno.writeFile(p1, flipped), /is damaged on the backup host/],
-      [
-        "truncate",
-        () => Deno.writeFile(p1, good1.subarray(0, 100)),
-        /is damaged on the backup host/,
-      ],
-      ["swap", async () => {
-        await Deno.writeFile(p1, good2);
-        await Deno.writeFile(p2, good1);
-      }, /is damaged on the backup host/],
-      ["drop", () => Deno.remove(p1), /could not be fetched: .*is not held here/],
-    ];
-    for (const [name, tamper, expected] of tampers) {
-      await tamper();
-      const dir = `${restoredDir}-${name}`;
-      dirs.push(dir);
-      await rejects(
-        restoreFromBackup({ dataDir: dir, grant, recoveryKeys: [a.keys[0]] }),
-        (e: Error) => expected.test(e.message) && e.message.includes(listed[0].id),
-        name,
-      );
-      await Deno.writeFile(p1, good1);
-      await Deno.writeFile(p2, good2);
+    // Two messages of one pack file (the swap exchanges their places in it).
+    const o1 = listed[0].id;
+    const pack1 = (await friend.locate(o1)).pack;
+    let o2 = "";
+    for (const x of listed.slice(1)) {
+      if (!o2 && (await friend.locate(x.id)).pack === pack1) o2 = x.id;
     }
-    dirs.push(`${restoredDir}-z`, `${restoredDir}-x`);
+    const homeA = await openStore(a.cfg);
+    const drillA = { dataDir: a.dataDir, kv: homeA.kv, blobs: homeA.blobs };
     const peerEntry = await boxB.kv.get<{ latestSeq: number }>(["bk-host", "peer", peer]);
-    const man2 = await boxB.kv.get(["bk-host", "man", peer, 3]);
-    await boxB.kv.atomic().delete(man2.key).set(peerEntry.key, {
-      ...peerEntry.value!,
-      latestSeq: 2,
-    })
-      .commit();
-    await rejects(
-      restoreFromBackup({
-        dataDir: `${restoredDir}-z`,
-        grant,
-        recoveryKeys: [a.keys[0]],
-        minSeq: seen,
-      }),
-      /rolled-back/,
-    );
-    await boxB.kv.atomic().set(man2.key, man2.value).set(peerEntry.key, peerEntry.value).commit();
+    const man3 = await boxB.kv.get<{ body: string }>(["bk-host", "man", peer, 3]);
+    const man2 = await boxB.kv.get(["bk-host", "man", peer, 2]);
+    const oldManifest = /rolled-back|a rollback|an old manifest|says it is number 2/;
+    const tampers: [string, () => Promise<void>, RegExp, string][] = [
+      ["flip", () => friend.flip(o1), /is damaged on the backup host/, o1],
+      ["truncate", () => friend.truncate(o1), /is damaged on the backup host/, o1],
+      ["swap", () => friend.swap(o1, o2), /is damaged on the backup host/, o1],
+      ["drop", () => friend.drop(o1), /could not be fetched: .*is not held here/, o1],
+      [
+        "old manifest",
+        async () => {
+          // The host forgets version 3 and shows version 2 as its newest.
+          await boxB.kv.atomic().delete(man3.key)
+            .set(peerEntry.key, { ...peerEntry.value!, latestSeq: 2 }).commit();
+        },
+        oldManifest,
+        "manifest",
+      ],
+      [
+        "old manifest as the newest",
+        async () => {
+          // The host serves version 2's signed body under version 3's number.
+          await boxB.kv.set(man3.key, { ...man3.value!, ...(man2.value as object), seq: 3 });
+        },
+        oldManifest,
+        "manifest",
+      ],
+    ];
+    try {
+      for (const [name, tamper, expected, named] of tampers) {
+        await tamper();
+        const dir = `${restoredDir}-${name.replaceAll(" ", "-")}`;
+        dirs.push(dir);
+        await rejects(
+          restoreFromBackup({ dataDir: dir, grant, recoveryKeys: [a.keys[0]], minSeq: seen }),
+          (e: Error) => expected.test(e.message) && e.message.includes(named),
+          `restore: ${name}`,
+        );
+        // A failed restore leaves nothing behind: no data directory, no temporary one.
+        assertEquals(await exists(dir), false, `restore: ${name} left ${dir}`);
+        const parent = dir.slice(0, dir.lastIndexOf("/"));
+        const base = dir.slice(dir.lastIndexOf("/") + 1);
+        for await (const e of Deno.readDir(parent)) {
+          assert(!e.name.startsWith(`.${base}.`), `restore: ${name} left ${e.name}`);
+        }
+        const r = await drillPeer(drillA, peer, { all: true });
+        assert(
+          !r.ok && expected.test(r.error!) && r.error!.includes(named),
+          `drill: ${name}: ${JSON.stringify(r)}`,
+        );
+        await friend.undo();
+        await boxB.kv.atomic().set(man3.key, man3.value).set(peerEntry.key, peerEntry.value)
+          .commit();
+      }
+      // Put back as it was, a full drill passes again.
+      const clean = await drillPeer(drillA, peer, { all: true });
+      assert(clean.ok, JSON.stringify(clean));
+    } finally {
+      homeA.kv.close();
+    }
 
     // After the grace period the prune takes effect: old versions and what only they named go,
     // and the newest version still restores.
+    const files = new ObjectFiles(`${b.dataDir}/backup`);
     const later = new BackupHostStore(boxB.kv, files, { now: () => Date.now() + 31 * 86_400_000 });
     const pruned = await later.applyDuePrunes();
     assertEquals(pruned.manifests, 2);

@@ -14,23 +14,30 @@ import {
 } from "../../../sync/backup/format.ts";
 import { createBackupHostApp } from "../../../sync/backup/host.ts";
 import { BackupHostStore, parseQuota } from "../../../sync/backup/host_store.ts";
-import type { ObjectStorage } from "../../../sync/backup/object_files.ts";
+import {
+  encodePack,
+  type ObjectLocation,
+  type ObjectStorage,
+} from "../../../sync/backup/object_files.ts";
 
 /** Objects in memory: the conformance of the host logic without a disk. */
 class MemoryObjects implements ObjectStorage {
-  readonly map = new Map<string, Uint8Array>();
-  write(peer: string, id: string, bytes: Uint8Array) {
-    if (!this.map.has(`${peer}/${id}`)) this.map.set(`${peer}/${id}`, bytes);
+  readonly packs = new Map<string, Uint8Array>();
+  writePack(peer: string, items: { id: string; bytes: Uint8Array }[]) {
+    const pack = crypto.randomUUID().replaceAll("-", "");
+    const { bytes, offsets } = encodePack(items);
+    this.packs.set(`${peer}/${pack}`, bytes);
+    return Promise.resolve({ pack, offsets });
+  }
+  read(peer: string, _id: string, at: ObjectLocation) {
+    const pack = this.packs.get(`${peer}/${at.pack}`);
+    return Promise.resolve(pack ? pack.slice(at.off, at.off! + at.size) : null);
+  }
+  removePack(peer: string, pack: string) {
+    this.packs.delete(`${peer}/${pack}`);
     return Promise.resolve();
   }
-  read(peer: string, id: string) {
-    return Promise.resolve(this.map.get(`${peer}/${id}`) ?? null);
-  }
-  async writeMany(peer: string, items: { id: string; bytes: Uint8Array }[]) {
-    for (const { id, bytes } of items) await this.write(peer, id, bytes);
-  }
-  remove(peer: string, id: string) {
-    this.map.delete(`${peer}/${id}`);
+  remove() {
     return Promise.resolve();
   }
 }
