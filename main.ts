@@ -51,7 +51,8 @@ Commands:
   doctor [--format text|json]  check DNS, certificate, ports, edge link, queue, backups, disk
                         and clock; says how to fix each problem; exit code 1 if one fails
   status [--format text|json]  one screen: accounts, storage, queue, edge link, backups
-  friend allow --name N [--quota 20GB] [--url URL]   let a friend's box back up here (prints a grant)
+  friend allow --name N [--quota 20GB] [--url URL | --relay]   let a friend's box back up here
+                        (prints a grant; --relay: through this box's edge, no open port needed)
   friend list           backup peers kept here: usage, last contact, pending prunes
   backup add-peer GRANT | status | run | drill [--all] | prune --peer P --keep-from N   friends' boxes
   restore --from GRANT_OR_URL --data EMPTY_DIR [--recovery-key-file F | --password-stdin]
@@ -715,6 +716,7 @@ async function main(argv: string[]) {
         name: flag(args, "name"),
         quota: flag(args, "quota"),
         url: flag(args, "url"),
+        relay: args.flags.has("relay"),
       });
     case "backup":
       return await runBackupCommand(await configFrom(args), {

@@ -34,6 +34,7 @@ import {
 import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } from "./inbound.ts";
 import { wellKnownApp, type WellKnownDeps } from "./wellknown.ts";
 import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
+import { backupRelayApp } from "./backup_relay.ts";
 
 export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
   /** Relay mailboxes for sync envelopes; without it the relay routes answer 503. */
@@ -100,6 +101,8 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
   app.route("/", wellKnownApp(deps));
   // ACME HTTP-01 (RFC 8555 §8.3): tokens are in KV, so any edge process answers the CA.
   app.route("/", acmeChallengeApp(new KvAcmeChallenges(store.kv)));
+  // Friend's-box backup between boxes that cannot reach each other (docs/backup.md).
+  app.route("/", backupRelayApp({ store, now }));
 
   // Registration: signed by the key being pinned, which proves the home holds it.
   app.post("/v1/homes", async (c) => {

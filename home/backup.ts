@@ -23,7 +23,8 @@ import { UsageError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
 import { readSavedConfig } from "../src/config.ts";
-import { BackupClient, BackupHostError } from "../sync/backup/client.ts";
+import { type BackupClient, BackupHostError } from "../sync/backup/client.ts";
+import { backupClientFor } from "../sync/backup/relay.ts";
 import {
   batchBytes,
   batchObjects,
@@ -230,7 +231,7 @@ export async function addBackupPeer(
     throw new UsageError((e as Error).message);
   }
   const key = await homeSigningKey(dataDir);
-  const client = new BackupClient(grant.url, grant.peer, key, { fetch: fetchFn });
+  const client = backupClientFor(grant.url, grant.peer, grant.token, key, { fetch: fetchFn });
   const hello = await client.hello(grant.token);
   const rec: BackupPeerRecord = {
     url: grant.url,
@@ -282,7 +283,7 @@ export async function replicateToPeer(
   const rec = (await kv.get<BackupPeerRecord>(["backup", "peer", peerId])).value;
   if (!rec) throw new UsageError(`no backup peer ${peerId}; see "hearth backup status"`);
   const key = await homeSigningKey(deps.dataDir);
-  const client = new BackupClient(rec.url, rec.peer, key, { fetch: deps.fetch });
+  const client = backupClientFor(rec.url, rec.peer, rec.token, key, { fetch: deps.fetch });
   const staging = StagedBlobs.for(kv, deps.blobs);
   const config = await readSavedConfig(deps.dataDir);
   const started = Date.now();

@@ -12,12 +12,13 @@ import type { HearthConfig } from "../src/config.ts";
 import { UsageError } from "../src/errors.ts";
 import { formatGrant } from "../sync/backup/format.ts";
 import { parseQuota } from "../sync/backup/host_store.ts";
-import { BackupClient } from "../sync/backup/client.ts";
+import { backupClientFor } from "../sync/backup/relay.ts";
 import { openStore } from "./box.ts";
 import { backupHostStore } from "./http.ts";
 import { addBackupPeer, backupPeers, formatProgress, replicateAll } from "./backup.ts";
 import { restoreFromBackup } from "./backup_restore.ts";
 import { drillPeer, lastDrill } from "./backup_drill.ts";
+import { allowRelayPeer } from "./backup_relay.ts";
 import { homeSigningKey } from "./edge_link.ts";
 
 const mb = (n: number) =>
@@ -34,6 +35,8 @@ export interface FriendCommand {
   quota?: string;
   /** The URL the friend's home box reaches this one at; default http://HOSTNAME:HOME_HTTP_PORT. */
   url?: string;
+  /** Through this box's edge (`hearth home link` first): neither box needs to reach the other. */
+  relay?: boolean;
 }
 
 /** `hearth friend allow --name N --quota 20GB` and `hearth friend list`. */
@@ -48,6 +51,21 @@ export async function runFriendCommand(config: HearthConfig, cmd: FriendCommand)
         quota = parseQuota(cmd.quota ?? "20GB");
       } catch (e) {
         throw new UsageError((e as Error).message);
+      }
+      if (cmd.relay) {
+        const { grant } = await allowRelayPeer(config.dataDir, kv, host, cmd.name, quota);
+        console.log(
+          `Backup space for ${cmd.name}: ${
+            mb(quota)
+          }, through this box's edge. Give your friend this grant:
+
+  ${grant}
+
+On their home box: hearth backup add-peer '<grant>'. This box must be running ("hearth home")
+and linked to its edge; neither box needs to reach the other. Keep the grant with the recovery
+key: a restore needs it.`,
+        );
+        return;
       }
       const { peer, token } = await host.allow(cmd.name, quota);
       const url = cmd.url ?? `http://${config.hostname}:${config.homeHttpPort}`;
@@ -147,7 +165,12 @@ export async function runBackupCommand(config: HearthConfig, cmd: BackupCommand)
         if (!peer || !Number.isSafeInteger(keepFrom)) {
           throw new UsageError("usage: hearth backup prune --peer PEER --keep-from VERSION");
         }
-        const client = new BackupClient(peer.url, peer.peer, await homeSigningKey(config.dataDir));
+        const client = backupClientFor(
+          peer.url,
+          peer.peer,
+          peer.token,
+          await homeSigningKey(config.dataDir),
+        );
         const res = await client.prune(keepFrom);
         console.log(
           `Versions before ${res.keepFrom} and what only they name will be deleted on ${

@@ -15,7 +15,7 @@
  * ```
  */
 import { openSealed, sealToRecipient } from "../src/crypto/age.ts";
-import { BackupClient } from "../sync/backup/client.ts";
+import { backupClientFor } from "../sync/backup/relay.ts";
 import {
   batchObjects,
   decodeBlobList,
@@ -76,7 +76,7 @@ export async function drillPeer(
   const rec = (await kv.get<BackupPeerRecord>(["backup", "peer", peerId])).value;
   if (!rec) throw new Error(`no backup peer ${peerId}`);
   const key = await homeSigningKey(deps.dataDir);
-  const client = new BackupClient(rec.url, rec.peer, key, { fetch: deps.fetch });
+  const client = backupClientFor(rec.url, rec.peer, rec.token, key, { fetch: deps.fetch });
   const result: DrillResult = {
     at: Date.now(),
     ok: false,

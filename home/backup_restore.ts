@@ -21,6 +21,7 @@ import { fromBase64Url, toBase64Url, toHex } from "../src/encoding.ts";
 import { UsageError } from "../src/errors.ts";
 import { type HearthConfig, loadConfig, saveConfig } from "../src/config.ts";
 import { BackupClient, type RestoreStart } from "../sync/backup/client.ts";
+import { backupClientFor, isRelayUrl } from "../sync/backup/relay.ts";
 import {
   batchObjects,
   type BlobEntry,
@@ -80,7 +81,7 @@ export function parseRestoreSource(text: string): { url: string; peer?: string; 
   try {
     return parseGrant(text);
   } catch { /* not a grant: a URL? */ }
-  const m = /^(https?:\/\/[^#\s]+?)\/*(?:#(p-[0-9a-f]{16}))?$/.exec(text.trim());
+  const m = /^((?:relay\+)?https?:\/\/[^#\s]+?)\/*(?:#(p-[0-9a-f]{16}))?$/.exec(text.trim());
   if (!m) {
     throw new UsageError(
       'not a backup grant or URL (expected "https://friend.example:8081" or the grant from ' +
@@ -243,9 +244,15 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
   let client: BackupClient;
   let start: RestoreStart;
   if (from.token) {
-    client = new BackupClient(from.url, from.peer!, sessionKey, { fetch: opts.fetch });
+    client = backupClientFor(from.url, from.peer!, from.token, sessionKey, { fetch: opts.fetch });
     start = await client.startRestore(from.token);
   } else {
+    if (isRelayUrl(from.url)) {
+      throw new UsageError(
+        "a backup kept through the edge relay is restored with the grant (URL#PEER.TOKEN, shown " +
+          'by "hearth backup status" and "hearth friend allow"): the URL alone cannot claim the relay',
+      );
+    }
     if (!identities.size) {
       throw new UsageError(
         "with only the backup host's URL, give the recovery key (--recovery-key-file); " +

@@ -36,7 +36,8 @@ import {
   type RunningEdgeLink,
   startEdgeLink,
 } from "./edge_link.ts";
-import { type HomeHttp, hostsBackupPeers, startHomeHttp } from "./http.ts";
+import { backupHostStore, type HomeHttp, hostsBackupPeers, startHomeHttp } from "./http.ts";
+import { startBackupRelayHost } from "./backup_relay.ts";
 import { type RunningBackup, startBackupLoop } from "./backup.ts";
 
 export interface HomeBox {
@@ -285,6 +286,11 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
     }
   }
   const backup = startBackupLoop({ dataDir: config.dataDir, kv, blobs, registry }, opts.backup);
+  // Friends' backups kept here through the edge (docs/backup.md, "Through the edge").
+  const backupStore = http?.backupHost ?? backupHostStore(config.dataDir, kv);
+  const backupRelay = link
+    ? startBackupRelayHost({ dataDir: config.dataDir, kv, link, store: backupStore })
+    : null;
   return {
     config,
     kv,
@@ -298,6 +304,7 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
     backup,
     async close() {
       await backup.stop();
+      await backupRelay?.stop();
       await http?.close();
       await phones?.stop();
       await edge?.stop();

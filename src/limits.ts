@@ -105,6 +105,17 @@ export const limits = {
   /** Edge relay: largest sync envelope (one KV value), and envelopes one mailbox may hold. */
   relayEnvelopeBytes: 60 * 1024,
   relayMailboxItems: 10_000,
+  /** Edge backup relay (docs/backup.md, "Through the edge"): bytes one mailbox may hold, bytes
+   * of parts in one post, parts in one pull, how long a part waits unread, slots a home may open,
+   * keys that may claim one slot (the home, and restores on new machines). */
+  backupRelayMailboxBytes: 48 * 1024 * 1024,
+  backupRelayPostBytes: 1024 * 1024,
+  backupRelayPullItems: 200,
+  backupRelayItemMs: 15 * 60 * 1000,
+  backupRelaySlotsPerHome: 64,
+  backupRelayGuestsPerSlot: 8,
+  /** How long a home box waits for the friend's box to answer a request through the edge. */
+  backupRelayAnswerMs: 2 * 60 * 1000,
   /** Phone summaries (docs/sync.md): characters of text in a snippet; summaries sent per
    * mailbox at once, newest first (older ones on demand). */
   phoneSnippetChars: 100,

@@ -15,7 +15,10 @@ import { sign, type SigningKey, verify } from "../../src/crypto/device.ts";
 import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
 import { ProtocolError } from "../../src/errors.ts";
 
-/** What a friend's box hands out: where it listens, the peer slot, and a one-time secret. */
+/**
+ * What a friend's box hands out: where it listens (or, `relay+https://…`, the
+ * edge route to it: sync/backup/relay.ts), the peer slot, and a one-time secret.
+ */
 export interface Grant {
   url: string;
   peer: string;
@@ -39,7 +42,8 @@ export function parseGrant(text: string): Grant {
   const peer = frag.slice(0, dot);
   const token = frag.slice(dot + 1);
   if (
-    at < 0 || dot < 0 || !peerPattern.test(peer) || token.length < 16 || !/^https?:\/\//.test(url)
+    at < 0 || dot < 0 || !peerPattern.test(peer) || token.length < 16 ||
+    !/^(relay\+)?https?:\/\//.test(url)
   ) {
     throw new TypeError(
       'not a backup grant (expected "https://friend.example:8081#p-…" from "hearth friend allow")',

@@ -361,13 +361,14 @@ Deno.test("friend's box backup: replicate, scan, restore, and refuse a compromis
       evil,
       man.accounts.find((x) => x.messages > 1)!.blobs.id,
     );
-    // Two messages of one pack file (the swap exchanges their places in it).
-    const o1 = listed[0].id;
-    const pack1 = (await friend.locate(o1)).pack;
-    let o2 = "";
-    for (const x of listed.slice(1)) {
-      if (!o2 && (await friend.locate(x.id)).pack === pack1) o2 = x.id;
+    // Two messages of one pack file (the swap exchanges their places in it). Messages from
+    // later runs sit in packs of their own: look for a pack that holds two.
+    const byPack = new Map<string, string[]>();
+    for (const x of listed) {
+      const pack = (await friend.locate(x.id)).pack;
+      byPack.set(pack, [...(byPack.get(pack) ?? []), x.id]);
     }
+    const [o1, o2] = [...byPack.values()].find((ids) => ids.length > 1)!;
     const homeA = await openStore(a.cfg);
     const drillA = { dataDir: a.dataDir, kv: homeA.kv, blobs: homeA.blobs };
     const peerEntry = await boxB.kv.get<{ latestSeq: number }>(["bk-host", "peer", peer]);
