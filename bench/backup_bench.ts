@@ -95,17 +95,35 @@ export async function runBackupBench(args: string[]): Promise<void> {
       const grant = formatGrant({ url: `http://127.0.0.1:${boxB.http!.port}`, peer, token });
       await addBackupPeer(dirA, boxA.kv, grant);
       const deps = { dataDir: dirA, kv: boxA.kv, blobs: boxA.blobs };
-      const rssBefore = Deno.memoryUsage().rss;
-      let rssPeak = rssBefore;
+      const before = Deno.memoryUsage();
+      let rssPeak = before.rss;
+      let externalPeak = before.external;
+      let heapPeak = before.heapUsed;
+      const sample = () => {
+        const m = Deno.memoryUsage();
+        rssPeak = Math.max(rssPeak, m.rss);
+        externalPeak = Math.max(externalPeak, m.external);
+        heapPeak = Math.max(heapPeak, m.heapUsed);
+      };
+      const sampler = setInterval(sample, 20);
       const t0 = performance.now();
-      const first = await replicateToPeer(deps, peer, () => {
-        rssPeak = Math.max(rssPeak, Deno.memoryUsage().rss);
-      });
+      const first = await replicateToPeer(deps, peer, sample).finally(() => clearInterval(sampler));
       const initialS = (performance.now() - t0) / 1000;
+      // With --v8-flags=--expose-gc: what is still held once garbage is collected.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (gc) {
+        gc();
+        await new Promise((r) => setTimeout(r, 300));
+        gc();
+        log(`after gc: array buffers +${mb(Deno.memoryUsage().external - before.external)} MB`);
+      }
       log(
         `initial replication: ${first.objects} objects, ${mb(first.bytes)} MB in ${
           initialS.toFixed(2)
-        } s (${mb(first.bytes / initialS)} MB/s), rss +${mb(rssPeak - rssBefore)} MB`,
+        } s (${mb(first.bytes / initialS)} MB/s), rss +${mb(rssPeak - before.rss)} MB ` +
+          `(peaks: array buffers +${mb(externalPeak - before.external)} MB, JS heap +${
+            mb(heapPeak - before.heapUsed)
+          } MB)`,
       );
 
       const blobsBefore = await duBytes(`${dirA}/blobs`);

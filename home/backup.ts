@@ -23,7 +23,7 @@ import { UsageError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
 import { readSavedConfig } from "../src/config.ts";
-import { type BackupClient, BackupHostError } from "../sync/backup/client.ts";
+import { BackupHostError } from "../sync/backup/client.ts";
 import { backupClientFor } from "../sync/backup/relay.ts";
 import {
   batchBytes,
@@ -481,12 +481,15 @@ export async function replicateToPeer(
   if (batch.length) batches.push(batch);
   let next = 0;
   const worker = async () => {
+    // One request buffer per batch in flight, reused: a buffer per batch was garbage the
+    // collector let pile up (array buffers +250 MB at the peak of a 224 MB run).
+    const scratch = new Uint8Array(batchBytes + 36 * batchObjects);
     while (next < batches.length && !deps.signal?.aborted) {
       const ids = batches[next++];
       const items = await Promise.all(
         ids.map(async (id) => ({ id, bytes: await pending.get(id)!.bytes() })),
       );
-      await client.putObjects(items).catch((e) => {
+      await client.putObjects(items, scratch).catch((e) => {
         if (!(e instanceof BackupHostError) || e.status !== 400) throw e;
         const bad = items.find((i) => objectIdOf(i.bytes) !== i.id);
         throw bad

@@ -140,11 +140,13 @@ export class BackupClient {
   /** Uploads several objects in one request (see format.ts batch limits). */
   async putObjects(
     items: { id: string; bytes: Uint8Array }[],
+    scratch?: Uint8Array,
   ): Promise<{ stored: number; already: number }> {
+    // `scratch` is reused once this resolves: the host has read the whole body by then.
     const res = await this.#request(
       "POST",
       "/objects",
-      encodeObjectBatch(items),
+      encodeObjectBatch(items, scratch),
       this.#keyId,
       batchSummary(items),
     );

@@ -226,10 +226,16 @@ export const batchBytes = 8 * 1024 * 1024;
 export const batchObjects = 500;
 
 /** Frames objects for one upload: per object its 32-character id, a u32 length, the bytes. */
-export function encodeObjectBatch(items: { id: string; bytes: Uint8Array }[]): Uint8Array {
+export function encodeObjectBatch(
+  items: { id: string; bytes: Uint8Array }[],
+  scratch?: Uint8Array,
+): Uint8Array {
   const total = items.reduce((n, i) => n + 36 + i.bytes.length, 0);
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
+  // A sender's reused buffer when it fits (a run allocates one per batch in flight, not per batch).
+  const out = scratch && scratch.length >= total
+    ? scratch.subarray(0, total)
+    : new Uint8Array(total);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let off = 0;
   for (const { id, bytes } of items) {
     out.set(new TextEncoder().encode(id), off);

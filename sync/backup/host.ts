@@ -197,8 +197,8 @@ export function createBackupHostApp(deps: BackupHostDeps): Hono<Env> {
 
   // A batch of objects in one request (encodeObjectBatch): one pack file, one KV commit.
   app.post("/v1/backup/peers/:peer/objects", batchWriter, async (c) => {
-    const items = decodeObjectBatch(c.get("body") ?? new Uint8Array());
-    return c.json(await store.putObjects(peerOf(c), items));
+    const body = c.get("body") ?? new Uint8Array();
+    return c.json(await store.putObjects(peerOf(c), decodeObjectBatch(body), body));
   });
 
   // Several objects in one answer (a restore): those held, framed like an upload.

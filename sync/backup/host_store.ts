@@ -221,6 +221,7 @@ export class BackupHostStore {
   async putObjects(
     peer: string,
     items: { id: string; bytes: Uint8Array }[],
+    framed?: Uint8Array,
   ): Promise<{ stored: number; already: number }> {
     for (const { id, bytes } of items) {
       if (objectIdOf(bytes) !== id) {
@@ -240,7 +241,12 @@ export class BackupHostStore {
     let candidates = unique.filter((i) => !objects.has(i.id));
     if (!candidates.length) return { stored: 0, already: items.length };
     if (before.usedBytes + size(candidates) > before.quotaBytes) throw quotaFull(before);
-    let written = await this.#objects.writePack(peer, candidates);
+    // The request's framing is the pack's when every object in it is new (a first run).
+    let written = await this.#objects.writePack(
+      peer,
+      candidates,
+      framed && candidates.length === items.length ? framed : undefined,
+    );
     return await this.#serial(peer, async () => {
       let keepPack = false;
       try {
