@@ -60,9 +60,22 @@ const X25519_SPKI_PREFIX = new Uint8Array([
 const MAX_CACHED_RECIPIENTS = 1024;
 const recipientCache = new Map<string, { bytes: Uint8Array; key: KeyObject }>();
 
+/** Everything of one age file that does not depend on its contents: used once, then dropped. */
+interface SealHeader {
+  header: Uint8Array;
+  nonce: Uint8Array;
+  payloadKey: Uint8Array;
+}
+
+// Headers made ahead of time (sealAheadFor), at most one per recipient. Each is taken out of the
+// map before use, so none ever serves two files (a reused file key would repeat the keystream).
+const MAX_HEADERS_AHEAD = 256;
+const headersAhead = new Map<string, SealHeader>();
+
 /**
  * Seals bytes to one X25519 age recipient (`age1…`) and returns the binary age
  * file. Throws TypeError when the recipient is not a valid X25519 recipient.
+ * Uses a header made by {@linkcode sealAheadFor} when one is ready.
  *
  * @example
  * ```ts
@@ -71,6 +84,35 @@ const recipientCache = new Map<string, { bytes: Uint8Array; key: KeyObject }>();
  * ```
  */
 export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
+  const ready = headersAhead.get(recipient);
+  if (ready) headersAhead.delete(recipient);
+  return sealPayload(ready ?? makeHeader(recipient), data);
+}
+
+/**
+ * Makes the next file header for `recipient` now (the X25519 exchange, the key
+ * derivations and the header MAC: most of a small message's sealing), so that
+ * the next {@linkcode sealX25519} to it only encrypts the payload. Call it when
+ * the thread would otherwise wait (a delivery waiting for its fsync). Throws
+ * TypeError like sealX25519.
+ *
+ * @example
+ * ```ts
+ * sealAheadFor(recipient);
+ * const file = sealX25519(data, recipient); // uses the header made above
+ * ```
+ */
+export function sealAheadFor(recipient: string): void {
+  if (headersAhead.has(recipient)) return;
+  const header = makeHeader(recipient);
+  if (headersAhead.size >= MAX_HEADERS_AHEAD) {
+    headersAhead.delete(headersAhead.keys().next().value!);
+  }
+  headersAhead.set(recipient, header);
+}
+
+/** A fresh file key, its recipient stanza, the header MAC and the payload key. */
+function makeHeader(recipient: string): SealHeader {
   const rcpt = parseRecipient(recipient);
 
   // c2sp.org/age "File key": fresh for every file.
@@ -109,6 +151,11 @@ export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
   // c2sp.org/age "Payload": nonce, then the STREAM chunks.
   const nonce = crypto.getRandomValues(new Uint8Array(PAYLOAD_NONCE_SIZE));
   const payloadKey = hkdf(fileKey, nonce, PAYLOAD_INFO);
+  return { header, nonce, payloadKey };
+}
+
+/** The age file: the header, the payload nonce, then the STREAM chunks of `data`. */
+function sealPayload({ header, nonce, payloadKey }: SealHeader, data: Uint8Array): Uint8Array {
   // An empty plaintext is one empty final chunk; otherwise the final chunk is non-empty.
   const chunks = Math.max(1, Math.ceil(data.length / CHUNK_SIZE));
   const out = new Uint8Array(

@@ -7,7 +7,7 @@ import {
 import fc from "fast-check";
 import * as age from "age-encryption";
 import { generateAccountKey, sealToRecipient } from "../../../src/crypto/age.ts";
-import { decodeRecipient, sealX25519 } from "../../../src/crypto/age_seal.ts";
+import { decodeRecipient, sealAheadFor, sealX25519 } from "../../../src/crypto/age_seal.ts";
 
 const SIZES = [0, 1, 1000, 65535, 65536, 65537, 131072, 200000];
 
@@ -95,6 +95,22 @@ Deno.test("sealToRecipient() never repeats ciphertext or ephemeral share", async
   assert(a.some((byte, i) => byte !== b[i]));
   const share = (x: Uint8Array) => new TextDecoder().decode(x).split("\n")[1];
   assert(share(a) !== share(b));
+});
+
+Deno.test("sealAheadFor() makes one header, used by the next seal only", async () => {
+  const data = new TextEncoder().encode("Subject: ahead\r\n\r\nahead\r\n");
+  const share = (x: Uint8Array) => new TextDecoder().decode(x).split("\n")[1];
+  sealAheadFor(key.recipient);
+  sealAheadFor(key.recipient); // one ready header per recipient: this call changes nothing
+  const shares = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    const sealed = sealX25519(data, key.recipient);
+    assertEquals(await openWithLibrary(sealed, key.identity), data);
+    shares.add(share(sealed));
+  }
+  assertEquals(shares.size, 3);
+  sealAheadFor(key.recipient);
+  assertEquals(await openWithCli(sealX25519(data, key.recipient), key.identity), data);
 });
 
 Deno.test("sealToRecipient() refuses a wrong recipient string with TypeError", async () => {

@@ -3,6 +3,7 @@ import {
   notDeepStrictEqual as assertNotEquals,
   ok as assert,
   rejects as assertRejects,
+  throws as assertThrows,
 } from "node:assert/strict";
 import { generateAccountKey } from "../../../src/crypto/age.ts";
 import {
@@ -10,7 +11,9 @@ import {
   decryptJson,
   deriveIndexKey,
   encryptIndex,
+  encryptIndexSync,
   encryptJson,
+  encryptJsonSync,
 } from "../../../src/crypto/index_key.ts";
 
 const plain = new TextEncoder().encode("Project Falcon");
@@ -56,4 +59,50 @@ Deno.test("encryptJson() round-trips a value", async () => {
   const box = await encryptJson(key, value, "meta:1");
   assert(!new TextDecoder().decode(box).includes("Quarterly"));
   assertEquals(await decryptJson(key, box, "meta:1"), value);
+});
+
+Deno.test("encryptIndexSync() output opens with decryptIndex, bound to its context", async () => {
+  const key = await deriveIndexKey((await generateAccountKey()).identity);
+  const a = encryptIndexSync(key, plain, "meta:aaaa");
+  const b = encryptJsonSync(key, { n: 1 }, "meta:aaaa");
+  assertEquals(a.length, 12 + plain.length + 16);
+  assertNotEquals(a.subarray(0, 12), encryptIndexSync(key, plain, "meta:aaaa").subarray(0, 12));
+  assertEquals(await decryptIndex(key, a, "meta:aaaa"), plain);
+  assertEquals(await decryptJson(key, b, "meta:aaaa"), { n: 1 });
+  await assertRejects(() => decryptIndex(key, a, "meta:bbbb"));
+  const foreign = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, [
+    "encrypt",
+  ]);
+  assertThrows(() => encryptIndexSync(foreign, plain, "x"), TypeError);
+});
+
+Deno.test("deriveIndexKey() opens values sealed under the key HKDF deriveKey gives", async () => {
+  const { identity } = await generateAccountKey();
+  const te = new TextEncoder();
+  const ikm = await crypto.subtle.importKey("raw", te.encode(identity), "HKDF", false, [
+    "deriveKey",
+  ]);
+  const old = await crypto.subtle.deriveKey(
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: te.encode("hearth index key v1"),
+      info: te.encode("aes-256-gcm"),
+    },
+    ikm,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt"],
+  );
+  const iv = new Uint8Array(12);
+  const ct = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: te.encode("x") },
+      old,
+      plain,
+    ),
+  );
+  const box = new Uint8Array(12 + ct.length);
+  box.set(ct, 12);
+  assertEquals(await decryptIndex(await deriveIndexKey(identity), box, "x"), plain);
 });
