@@ -256,14 +256,44 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   /** Sends each phone of the account what it lacks (after the home changed). */
   const pushChanges = async (acct: AccountSync) => {
     await ready;
+    const phones: { device: string; rec: PhoneRecord; peer: SyncPeer }[] = [];
     for (const [device, rec] of await phonesOf(acct.store.id)) {
-      const peer = await peerFor(acct, device);
-      for (const frame of peer.start()) {
-        await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
-      }
-      await savePeer(device, peer);
+      phones.push({ device, rec, peer: await peerFor(acct, device) });
+    }
+    // The frames first, then the save, then the sends: what a phone gets must survive a crash
+    // of this box, so the saved document holds at least what the frames carry.
+    const frames = phones.map((p) => p.peer.start());
+    await acct.host.saveIfChanged().catch((e) => {
+      for (const p of phones) acct.peers.delete(p.device);
+      throw e;
+    });
+    for (const [i, { device, rec, peer }] of phones.entries()) {
+      await sendFrames(acct, device, rec, peer, frames[i]);
       await sendSummaries(acct, device, rec);
     }
+  };
+
+  /**
+   * Posts sync frames to a phone's relay mailbox. If a post fails, the peer's state in memory
+   * (which counts the frames as sent) is dropped for the saved one, so the next exchange sends
+   * them again rather than only what came after.
+   */
+  const sendFrames = async (
+    acct: AccountSync,
+    device: string,
+    rec: PhoneRecord,
+    peer: SyncPeer,
+    frames: Uint8Array[],
+  ) => {
+    try {
+      for (const frame of frames) {
+        await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
+      }
+    } catch (e) {
+      acct.peers.delete(device);
+      throw e;
+    }
+    await savePeer(device, peer);
   };
 
   const summaryRuns = new Map<string, Promise<void>>();
@@ -301,6 +331,16 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       p.finally(() => opening.delete(account)).catch(() => {});
     }
     return p;
+  };
+
+  /** Stops following an account: saved (stop), or dropped unsaved (a merge that failed). */
+  const closeAccount = async (acct: AccountSync, opts2: { save: boolean }) => {
+    if (accounts.get(acct.store.id) === acct) accounts.delete(acct.store.id);
+    clearTimeout(acct.timer);
+    acct.unsubscribe();
+    if (opts2.save) await acct.host.close();
+    else acct.host.discard();
+    opts.registry.release(acct.store);
   };
 
   const openAccount = async (account: string, identity?: string) => {
@@ -359,17 +399,32 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       return;
     }
     const peer = await peerFor(acct, device);
-    const before = acct.host.doc.heads();
-    let replies: Uint8Array[];
+    let replies: Uint8Array[] | null;
     try {
-      replies = peer.receive(m.frame);
+      replies = await acct.host.merge(async () => {
+        const before = acct.host.doc.heads();
+        let out: Uint8Array[];
+        try {
+          out = peer.receive(m.frame);
+        } catch (e) {
+          log.warn("phone.bad-frame", { device, error: (e as Error).message });
+          return null;
+        }
+        await acct.host.applyRemote(acct.host.doc.editsSince(before));
+        return out;
+      });
     } catch (e) {
-      log.warn("phone.bad-frame", { device, error: (e as Error).message });
-      return;
+      // The store did not take the phone's changes: the document in memory has them, so it
+      // is dropped unsaved, and the envelope stays at the edge to be delivered again.
+      await closeAccount(acct, { save: false });
+      throw e;
     }
-    await acct.host.applyRemote(acct.host.doc.editsSince(before));
-    for (const frame of replies) await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
-    await savePeer(device, peer);
+    if (!replies) return;
+    await acct.host.saveIfChanged().catch((e) => {
+      acct.peers.delete(device);
+      throw e;
+    });
+    await sendFrames(acct, device, rec, peer, replies);
     await sendSummaries(acct, device, rec);
   };
 
@@ -384,6 +439,19 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     edge = { link: opts.link, key: await homeSigningKey(opts.dataDir) };
     envelopeKey = await homeEnvelopeKey(opts.dataDir);
   })();
+
+  const ack = async (ids: string[]) => {
+    if (!ids.length) return;
+    await expectOk(
+      await call(
+        edge,
+        "POST",
+        `/v1/relay/${opts.link.homeId}/ack`,
+        new TextEncoder().encode(JSON.stringify({ ids })),
+      ),
+      "acknowledging envelopes",
+    ).then((r) => r.body?.cancel());
+  };
 
   const loop = (async () => {
     await ready;
@@ -409,6 +477,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
         );
         const { items } = await res.json() as { items: { id: string; envelope: string }[] };
         for (const item of items) {
+          let message: { sender: string; rec: PhoneRecord; m: SyncMessage } | undefined;
           try {
             const bytes = fromBase64Url(
               item.envelope.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""),
@@ -418,22 +487,20 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
             if (!r) parts.set(sender, r = new Reassembler());
             const whole = r.add(payload);
             const rec = await phone(sender);
-            if (whole && rec) await handle(sender, rec, decodeMessage(whole));
+            if (whole && rec) message = { sender, rec, m: decodeMessage(whole) };
           } catch (e) {
             log.warn("phone.envelope-dropped", { error: (e as Error).message });
           }
+          // A failure to store (not a bad envelope) acknowledges nothing: the batch comes
+          // again and is reassembled from scratch (handling a sync frame twice is harmless).
+          if (message) {
+            await handle(message.sender, message.rec, message.m).catch((e) => {
+              parts.delete(message.sender);
+              throw e;
+            });
+          }
         }
-        if (items.length) {
-          await expectOk(
-            await call(
-              edge,
-              "POST",
-              `/v1/relay/${opts.link.homeId}/ack`,
-              new TextEncoder().encode(JSON.stringify({ ids: items.map((i) => i.id) })),
-            ),
-            "acknowledging envelopes",
-          ).then((r) => r.body?.cancel());
-        }
+        await ack(items.map((i) => i.id));
         backoff = 1_000;
       } catch (e) {
         if (stopping.signal.aborted) break;
@@ -449,13 +516,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       stopUnlock();
       stopping.abort();
       await loop.catch(() => {});
-      for (const acct of accounts.values()) {
-        clearTimeout(acct.timer);
-        acct.unsubscribe();
-        await acct.host.close();
-        opts.registry.release(acct.store);
-      }
-      accounts.clear();
+      for (const acct of [...accounts.values()]) await closeAccount(acct, { save: true });
     },
   };
 }

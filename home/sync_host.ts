@@ -11,7 +11,12 @@
  *
  * The document is derived state: the IMAP index is authoritative. At open,
  * the saved document is reconciled with the store, so a crash that lost the
- * last save loses nothing.
+ * last save loses nothing. Two rules keep that true when phones take part:
+ * a phone's changes are merged and applied to the store under one lock that
+ * saves wait for ({@linkcode DocHost.merge}), so a saved document never holds a
+ * phone's change the store lacks (reconciling would undo it); and the home
+ * saves before it sends its own changes to a phone ({@linkcode DocHost.saveIfChanged}),
+ * so a phone never holds a home change that a crash could take from the home.
  *
  * @example
  * ```ts
@@ -26,6 +31,7 @@ import { toHex } from "../src/encoding.ts";
 import { log } from "../src/log.ts";
 import { AccountDoc, type DocEdit } from "../sync/doc.ts";
 import type { AccountStore, ChangeEvent } from "./store/account_store.ts";
+import type { MessageRecord } from "./store/state.ts";
 import { deletePrefix, getChunked, gunzip, gzip, setChunked } from "./store/chunks.ts";
 
 /** How long after a change the document is saved. */
@@ -46,8 +52,12 @@ export class DocHost {
   readonly #unsubscribe: () => void;
   readonly #listeners = new Set<() => void>();
   #saveTimer: ReturnType<typeof setTimeout> | undefined;
-  #saving: Promise<void> = Promise.resolve();
+  /** Saves and merges, one at a time. */
+  #saving: Promise<unknown> = Promise.resolve();
+  /** The heads of the last saved document. */
+  #savedHeads = "";
   #closed = false;
+  #discarded = false;
 
   private constructor(kv: Deno.Kv, store: AccountStore, doc: AccountDoc) {
     this.#kv = kv;
@@ -80,26 +90,57 @@ export class DocHost {
     }
   }
 
-  /** Saves the document: a new generation of chunks, then the pointer to it, then cleanup. */
+  /** Saves the document (errors are logged). */
   save(): Promise<void> {
     clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
-    this.#saving = this.#saving.then(async () => {
-      const gen = toHex(crypto.getRandomValues(new Uint8Array(8)));
-      const plain = await gzip(this.doc.save());
-      const box = await encryptIndex(this.#store.keys.indexKey, plain, `doc:${gen}`);
-      const count = Math.max(1, Math.ceil(box.length / 60_000));
-      await setChunked(this.#kv, ["doc", this.#store.id, gen], box);
-      const pointer = ["doc", this.#store.id, "current"];
-      const old = (await this.#kv.get<{ gen: string }>(pointer)).value;
-      await this.#kv.set(pointer, { gen, count });
-      if (old) await deletePrefix(this.#kv, ["doc", this.#store.id, old.gen]);
-    }).catch((e) => log.error("sync.doc-save-failed", { account: this.#store.id, error: e }));
-    return this.#saving;
+    return this.#exclusive(() => this.#write()).catch((e) =>
+      log.error("sync.doc-save-failed", { account: this.#store.id, error: e })
+    );
+  }
+
+  /**
+   * Saves now if the document changed since the last save, and throws if saving fails: the
+   * home calls it before sending its own changes to a phone.
+   */
+  saveIfChanged(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.doc.heads().join(",") !== this.#savedHeads) await this.#write();
+    });
+  }
+
+  /**
+   * Runs `fn` (merging a phone's changes and applying them to the store) while no save runs,
+   * so no save sees the merged document before the store has the changes.
+   */
+  merge<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#exclusive(fn);
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#saving.then(fn);
+    this.#saving = run.catch(() => {});
+    return run;
+  }
+
+  /** Writes a new generation of chunks, then the pointer to it, then removes the old one. */
+  async #write() {
+    if (this.#discarded) return;
+    const heads = this.doc.heads().join(",");
+    const gen = toHex(crypto.getRandomValues(new Uint8Array(8)));
+    const plain = await gzip(this.doc.save());
+    const box = await encryptIndex(this.#store.keys.indexKey, plain, `doc:${gen}`);
+    const count = Math.max(1, Math.ceil(box.length / 60_000));
+    await setChunked(this.#kv, ["doc", this.#store.id, gen], box);
+    const pointer = ["doc", this.#store.id, "current"];
+    const old = (await this.#kv.get<{ gen: string }>(pointer)).value;
+    await this.#kv.set(pointer, { gen, count });
+    this.#savedHeads = heads;
+    if (old) await deletePrefix(this.#kv, ["doc", this.#store.id, old.gen]);
   }
 
   #scheduleSave() {
-    if (this.#closed || this.#saveTimer) return;
+    if (this.#closed || this.#discarded || this.#saveTimer) return;
     this.#saveTimer = setTimeout(() => this.save(), saveDelayMs);
   }
 
@@ -139,44 +180,59 @@ export class DocHost {
     return edits;
   }
 
-  /** Pairs document messages with the store's by (mailbox, blob); fixes every difference. */
+  /**
+   * Pairs document messages with the store's, fixes every difference. Pairs by (mailbox, blob)
+   * first, then by blob alone: a move whose record a crash took stays a move of the same
+   * document message, so a phone's concurrent change to that message is kept (as a remove
+   * and an add under a new id, it was lost).
+   */
   #reconcile() {
     const edits = this.#mailboxEdits();
-    const unmatched = new Map<string, string[]>();
+    const byPlace = new Map<string, string[]>();
     for (const [id, m] of this.doc.messages()) {
       const k = `${m.mailbox}\t${m.blob}`;
-      const list = unmatched.get(k) ?? [];
-      list.push(id);
-      unmatched.set(k, list);
+      byPlace.set(k, [...(byPlace.get(k) ?? []), id]);
     }
+    const homeless: [string, number, MessageRecord][] = [];
     for (const mb of this.#store.state.mailboxes.values()) {
       for (const uid of mb.uids) {
         const rec = mb.byUid.get(uid)!;
-        const id = unmatched.get(`${mb.id}\t${rec.blob}`)?.pop();
-        if (id) {
-          this.#map(id, { mb: mb.id, uid });
-          if (this.doc.message(id)!.flags.join(" ") !== rec.flags.join(" ")) {
-            edits.push({ kind: "flags", id, flags: rec.flags });
-          }
-        } else {
-          const fresh = this.#newId(rec.blob);
-          this.#map(fresh, { mb: mb.id, uid });
-          edits.push({
-            kind: "add",
-            id: fresh,
-            message: {
-              mailbox: mb.id,
-              flags: rec.flags,
-              date: rec.date,
-              size: rec.size,
-              blob: rec.blob,
-            },
-          });
-        }
+        const id = byPlace.get(`${mb.id}\t${rec.blob}`)?.pop();
+        if (id) this.#pair(id, mb.id, uid, rec, edits);
+        else homeless.push([mb.id, uid, rec]);
       }
     }
-    for (const ids of unmatched.values()) for (const id of ids) edits.push({ kind: "remove", id });
+    const byBlob = new Map<string, string[]>();
+    for (const ids of byPlace.values()) {
+      for (const id of ids) {
+        const blob = this.doc.message(id)!.blob;
+        byBlob.set(blob, [...(byBlob.get(blob) ?? []), id]);
+      }
+    }
+    for (const [mb, uid, rec] of homeless) {
+      const id = byBlob.get(rec.blob)?.pop();
+      if (id) {
+        edits.push({ kind: "move", id, mailbox: mb });
+        this.#pair(id, mb, uid, rec, edits);
+        continue;
+      }
+      const fresh = this.#newId(rec.blob);
+      this.#map(fresh, { mb, uid });
+      edits.push({
+        kind: "add",
+        id: fresh,
+        message: { mailbox: mb, flags: rec.flags, date: rec.date, size: rec.size, blob: rec.blob },
+      });
+    }
+    for (const ids of byBlob.values()) for (const id of ids) edits.push({ kind: "remove", id });
     if (edits.length) this.doc.edit(edits, "reconcile");
+  }
+
+  #pair(id: string, mb: string, uid: number, rec: MessageRecord, edits: DocEdit[]) {
+    this.#map(id, { mb, uid });
+    if (this.doc.message(id)!.flags.join(" ") !== rec.flags.join(" ")) {
+      edits.push({ kind: "flags", id, flags: rec.flags });
+    }
   }
 
   /** Turns one commit's events into document edits (see the module comment). */
@@ -200,7 +256,9 @@ export class DocHost {
         edits.push(...this.#mailboxEdits());
       } else if (e.kind === "add") {
         const rec = state.mailboxes.get(e.mb)?.byUid.get(e.uid);
-        if (!rec) continue;
+        // Already named: an arrival that committed while the document opened is in the state
+        // reconciling read, and its event comes after (a second id would make a duplicate).
+        if (!rec || this.#idAt.get(e.mb)?.has(e.uid)) continue;
         const moved = gone.get(rec.blob)?.pop();
         if (moved) {
           this.#map(moved, { mb: e.mb, uid: e.uid });
@@ -271,7 +329,14 @@ export class DocHost {
         const rec = at && mb?.byUid.get(at.uid);
         if (!at || !mb || !rec) continue;
         if (e.kind === "flags") {
-          const flags = [...new Set(e.flags)].sort();
+          // What the phone changed, applied to the flags as they are now: an IMAP STORE
+          // committed since the merge is kept (a whole list would overwrite it).
+          const set = new Set(e.was ? rec.flags : e.flags);
+          if (e.was) {
+            for (const f of e.was) if (!e.flags.includes(f)) set.delete(f);
+            for (const f of e.flags) if (!e.was.includes(f)) set.add(f);
+          }
+          const flags = [...set].sort();
           if (flags.join(" ") === rec.flags.join(" ")) continue;
           tx.push({ op: "flags", mb: mb.id, changes: [[rec.uid, tx.nextModSeq(), flags]] });
         } else if (e.kind === "move") {
@@ -307,5 +372,17 @@ export class DocHost {
     this.#unsubscribe();
     this.#closed = true;
     await this.save();
+  }
+
+  /**
+   * Forgets this in-memory document without saving it: after a merged change could not be
+   * applied to the store, the document holds what the store lacks. The next open starts from
+   * the last save and the store; the phone's envelope is delivered again.
+   */
+  discard(): void {
+    this.#unsubscribe();
+    this.#closed = true;
+    this.#discarded = true;
+    clearTimeout(this.#saveTimer);
   }
 }

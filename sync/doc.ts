@@ -60,7 +60,8 @@ export type DocEdit =
   | { kind: "mailbox"; id: string; name: string; use: string | null }
   | { kind: "mailbox-delete"; id: string }
   | { kind: "add"; id: string; message: DocMessage }
-  | { kind: "flags"; id: string; flags: string[] }
+  /** `was`: the flags before, when the edit was read from the history (see editsSince). */
+  | { kind: "flags"; id: string; flags: string[]; was?: string[] }
   | { kind: "move"; id: string; mailbox: string }
   | { kind: "remove"; id: string };
 
@@ -288,7 +289,7 @@ export class AccountDoc {
       }
       if (b.mailbox !== n.mailbox) edits.push({ kind: "move", id, mailbox: n.mailbox });
       if (b.flags.join(" ") !== n.flags.join(" ")) {
-        edits.push({ kind: "flags", id, flags: n.flags });
+        edits.push({ kind: "flags", id, flags: n.flags, was: b.flags });
       }
     }
     return edits;

@@ -81,9 +81,28 @@ export class SyncPeer {
   /** Our heads when we last sent a sync message the peer has not answered yet. */
   #awaiting: string[] | null = null;
 
-  constructor(doc: AccountDoc, saved?: Uint8Array | null) {
+  readonly #resend: boolean;
+
+  /**
+   * `saved`: the state persisted after the last exchange. A state that names changes this
+   * document does not have (saved after changes a crash then took) is dropped: the exchange
+   * starts over from the whole history's summary, so the peer sends them again.
+   *
+   * `resendUnconfirmed`: Automerge assumes no message is lost and never sends a change twice.
+   * The phone's messages can be lost (a home box that crashed after taking them, or dropped
+   * them while locked), so the phone sets this: each message it sends carries every change the
+   * home's last message does not show it has. Its changes are small; a message that crossed
+   * costs a duplicate, never a lost change.
+   */
+  constructor(
+    doc: AccountDoc,
+    saved?: Uint8Array | null,
+    opts: { resendUnconfirmed?: boolean } = {},
+  ) {
     this.doc = doc;
-    this.#state = saved ? A.decodeSyncState(saved) : A.initSyncState();
+    this.#resend = opts.resendUnconfirmed ?? false;
+    const state = saved ? A.decodeSyncState(saved) : null;
+    this.#state = state && A.hasHeads(doc.automerge, state.sharedHeads) ? state : A.initSyncState();
   }
 
   /** The sync state to persist for the next exchange. */
@@ -110,6 +129,8 @@ export class SyncPeer {
   }
 
   #next(): Uint8Array[] {
+    // (Automerge's typings call `sentHashes` a list; it is a map.)
+    if (this.#resend) this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
     const [state, generated] = A.generateSyncMessage(this.doc.automerge, this.#state);
     this.#state = state;
     if (!generated) return [];

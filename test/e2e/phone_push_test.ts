@@ -274,3 +274,63 @@ Deno.test("a chat from the phone reaches a local account at once, with an Urgenc
     await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("changes the phone makes while home is down reach it once the phone unlocks it", async () => {
+  const edgeDir = await Deno.makeTempDir({ prefix: "hearth-edge-" });
+  const edge = await startEdge({
+    dataDir: edgeDir,
+    hostname: "edge.localhost",
+    listen: "127.0.0.1",
+    httpPort: 0,
+    smtpPort: null,
+  });
+  let home: HomeProcess | undefined;
+  try {
+    const token = await edge.store.createPairing("hearth.localhost");
+    const messages = Array.from({ length: 6 }, (_, i) => appendedMessage(`Wombat ${i}`, "Body"));
+    home = await startHomeProcess({ messages, edge: { url: edge.url, token } });
+    const { RawImap } = await import("./raw_imap.ts");
+    const login = async () => {
+      const c = await RawImap.connect(home!.port);
+      await c.ok(`LOGIN ${home!.address} "${home!.password}"`);
+      return c;
+    };
+    const imap = await login();
+    const phone = await pairPhone(home);
+    await waitFor("the first sync", 20_000, async () => {
+      await phone.sync({ flush: true });
+      return phone.list("INBOX").length === 6;
+    });
+    imap.close();
+
+    // Home restarts and nobody logs in: the account is locked, and the phone's changes reach
+    // a home that cannot merge them yet (it drops them and asks the phone for the identity).
+    await home.kill("SIGKILL");
+    // While it is down, the phone flags in three bursts, syncing after each (sent, no answer).
+    const all = phone.list("INBOX");
+    for (let i = 0; i < all.length; i += 2) {
+      for (const m of all.slice(i, i + 2)) await phone.flag(m.id, [...m.flags, "$Phone"]);
+      await phone.sync();
+    }
+    await home.restart();
+    const keyword = async () => {
+      const c = await login();
+      await c.ok("SELECT INBOX");
+      const r = await c.ok("SEARCH KEYWORD $Phone");
+      c.close();
+      return r.untagged.map((u) => u.text).join(" ").split(" ").length - 2;
+    };
+    let syncs = 0;
+    await waitFor("the phone's 6 changes at home", 20_000, async () => {
+      await phone.sync({ flush: true });
+      // The owner's IMAP login (which would unlock the account too) waits until the phone has
+      // had its chance: the phone alone must unlock it and deliver the changes.
+      return ++syncs > 10 && await keyword() === 6;
+    }, 300);
+  } finally {
+    await home?.kill("SIGKILL");
+    if (home) await Deno.remove(home.dataDir, { recursive: true }).catch(() => {});
+    await edge.close();
+    await Deno.remove(edgeDir, { recursive: true }).catch(() => {});
+  }
+});

@@ -136,3 +136,119 @@ Deno.test("the document is saved encrypted and catches up with changes made whil
     await again.close();
     await store.close();
   }));
+
+/** MOVE as copy.ts does it: add in the target and expunge in the source, one mutation. */
+function move(uid: number, from: string, to: string) {
+  return (tx: Tx) => {
+    const src = tx.state.byName(from)!;
+    const dst = tx.state.byName(to)!;
+    const rec = src.byUid.get(uid)!;
+    tx.push({
+      op: "add",
+      mb: dst.id,
+      msg: { ...rec, uid: dst.rec.uidNext, modseq: tx.nextModSeq() },
+    });
+    tx.push({ op: "expunge", mb: src.id, uids: [uid], modseq: tx.nextModSeq() });
+  };
+}
+
+Deno.test("a move whose record a crash took stays a move of the same message, keeping a phone's change", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    const uid = await store.mutate(addTo("INBOX", fake(1)));
+    const host = await DocHost.open(f.kv, store);
+    const phone = AccountDoc.empty("bb");
+    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
+    exchange(h, p);
+    // The box moves the message and dies before saving the document.
+    host.discard();
+    await store.mutate(move(uid, "INBOX", "Archive"));
+    // Meanwhile the phone flags it, under the id it knows.
+    phone.edit([{ kind: "flags", id: fake(1).blob, flags: ["$Phone"] }]);
+
+    const again = await DocHost.open(f.kv, store);
+    const archive = store.state.byName("Archive")!.id;
+    assertEquals(again.doc.message(fake(1).blob)?.mailbox, archive, "the same id, moved");
+    const before = again.doc.heads();
+    exchange(new SyncPeer(again.doc), p);
+    await again.applyRemote(again.doc.editsSince(before));
+    const rec = [...store.state.mailboxes.get(archive)!.byUid.values()][0];
+    assertEquals(rec.flags, ["$Phone"]);
+    assertEquals(phone.message(fake(1).blob)?.flags, ["$Phone"]);
+    await again.close();
+    await store.close();
+  }));
+
+Deno.test("a phone's flag change applied after an IMAP STORE on the same message keeps both", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    const uid = await store.mutate(addTo("INBOX", fake(1)));
+    const host = await DocHost.open(f.kv, store);
+    const phone = AccountDoc.empty("bb");
+    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
+    exchange(h, p);
+    phone.edit([{ kind: "flags", id: fake(1).blob, flags: ["$Phone"] }]);
+    const before = host.doc.heads();
+    exchange(p, h);
+    const edits = host.doc.editsSince(before);
+    // An IMAP client's STORE +FLAGS (\Flagged) commits between the merge and its application.
+    await store.mutate((tx) => {
+      const mb = tx.state.byName("INBOX")!;
+      tx.push({ op: "flags", mb: mb.id, changes: [[uid, tx.nextModSeq(), ["\\Flagged"]]] });
+    });
+    await host.applyRemote(edits);
+    const rec = store.state.byName("INBOX")!.byUid.get(uid)!;
+    assertEquals(rec.flags, ["$Phone", "\\Flagged"]);
+    assertEquals(host.doc.message(fake(1).blob)!.flags, ["$Phone", "\\Flagged"]);
+    await host.close();
+    await store.close();
+  }));
+
+Deno.test("no save sees a phone's merged change before the store has it", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    await store.mutate(addTo("INBOX", fake(1)));
+    const host = await DocHost.open(f.kv, store);
+    const phone = AccountDoc.empty("bb");
+    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
+    exchange(h, p);
+    phone.edit([{ kind: "flags", id: fake(1).blob, flags: ["$Phone"] }]);
+    let release!: () => void;
+    const merging = host.merge(async () => {
+      exchange(p, h);
+      await new Promise<void>((r) => release = r);
+    });
+    // A save asked for meanwhile waits for the merge; the box "crashes" before it ends.
+    const saved = host.save();
+    await new Promise((r) => setTimeout(r, 50));
+    host.discard();
+    release();
+    await merging;
+    await saved;
+    // The next open starts from the last save: it never held the change the store lacks, so
+    // reconciling does not undo it, and the phone sends it again.
+    const again = await DocHost.open(f.kv, store);
+    assertEquals(again.doc.message(fake(1).blob)!.flags, []);
+    const before = again.doc.heads();
+    exchange(new SyncPeer(again.doc), p);
+    await again.applyRemote(again.doc.editsSince(before));
+    assertEquals(store.state.byName("INBOX")!.byUid.values().next().value!.flags, ["$Phone"]);
+    await again.close();
+    await store.close();
+  }));
+
+Deno.test("an arrival committing while the document opens is recorded once", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    await store.mutate(addTo("INBOX", fake(1)));
+    // The arrival is in the store's state while its commit is under way; its event comes after.
+    const arriving = store.mutate(addTo("INBOX", fake(2)));
+    const host = await DocHost.open(f.kv, store);
+    await arriving;
+    assertEquals(
+      [...host.doc.messages()].map(([, m]) => m.blob).sort(),
+      [fake(1).blob, fake(2).blob],
+    );
+    await host.close();
+    await store.close();
+  }));

@@ -84,7 +84,7 @@ Deno.test("concurrent flag edits on both replicas merge; moves and removes carry
   assertEquals(
     forHome.sort((a, b) => a.kind.localeCompare(b.kind)),
     [
-      { kind: "flags", id: "00000000", flags: ["\\Flagged", "\\Seen"] },
+      { kind: "flags", id: "00000000", flags: ["\\Flagged", "\\Seen"], was: ["\\Flagged"] },
       { kind: "move", id: "00000001", mailbox: "arch" },
     ],
   );

@@ -78,6 +78,40 @@ Deno.test("changes that are many by count but small by size are sent as changes,
   assert(cost.bytes < whole / 4, `${cost.bytes} bytes for 20 flags (whole document ${whole})`);
 });
 
+Deno.test("a home that lost a phone's change in a crash gets it again", () => {
+  const home = seeded(100);
+  const phone = AccountDoc.empty("bb");
+  const h = new SyncPeer(home), p = new SyncPeer(phone, null, { resendUnconfirmed: true });
+  exchange(h, p);
+  const savedDoc = home.save();
+  // The phone's change reaches the home, which persists its sync state but crashes before
+  // saving its document.
+  phone.edit([{ kind: "flags", id: "00000005", flags: ["$Phone"] }]);
+  exchange(p, h);
+  assertEquals(home.message("00000005")!.flags, ["$Phone"]);
+  const savedState = h.state();
+  const restarted = AccountDoc.load(savedDoc);
+  assertEquals(restarted.message("00000005")!.flags, []);
+  const h2 = new SyncPeer(restarted, savedState);
+  exchange(h2, p);
+  exchange(h2, p);
+  assertEquals(restarted.message("00000005")!.flags, ["$Phone"]);
+});
+
+Deno.test("a phone's message the home dropped (locked, or crashed before storing) is sent again", () => {
+  const home = seeded(100);
+  const phone = AccountDoc.empty("bb");
+  const h = new SyncPeer(home), p = new SyncPeer(phone, null, { resendUnconfirmed: true });
+  exchange(h, p);
+  phone.edit([{ kind: "flags", id: "00000005", flags: ["$Phone"] }]);
+  assert(p.start().length, "the phone sends its change, and it is lost");
+  // The home restarts from its saved state and speaks first.
+  const h2 = new SyncPeer(home, h.state());
+  exchange(h2, p);
+  exchange(p, h2);
+  assertEquals(home.message("00000005")!.flags, ["$Phone"]);
+});
+
 Deno.test("a peer that keeps the exchange going is answered with plain changes after the cap", () => {
   const home = seeded(10);
   const h = new SyncPeer(home);
