@@ -49,6 +49,8 @@ interface SmtpTarget {
   count(): Promise<number>;
   /** Postfix only: resolves when `expected` messages are in the maildir. */
   drained?(expected: number, timeoutMs: number): Promise<void>;
+  /** Hearth only: resolves once its background work (the spill to files) is over. */
+  settled?(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -133,6 +135,23 @@ async function startHearthTarget(keep: boolean): Promise<SmtpTarget> {
         throw new Error(`no MESSAGES in STATUS response: ${r.tagged}`);
       } finally {
         await client.logout();
+      }
+    },
+    async settled(timeoutMs) {
+      // The spiller moves staged blobs to files a second after the last delivery; its fsyncs
+      // must not land in the other server's measurement. A second reader of the SQLite file
+      // is fine while Hearth runs.
+      const kv = await Deno.openKv(`${running.dataDir}/home.kv`);
+      try {
+        const until = Date.now() + timeoutMs;
+        while (Date.now() < until) {
+          const staged = await Array.fromAsync(kv.list({ prefix: ["staged"] }, { limit: 1 }));
+          if (staged.length === 0) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`hearth: blobs still staged in KV ${timeoutMs} ms after the run`);
+      } finally {
+        kv.close();
       }
     },
     stop: running.stop,
@@ -299,11 +318,15 @@ export async function runSmtpBench(args: string[]): Promise<void> {
           : await startPostfixTarget(options.keep),
       );
     }
-    // Targets alternate within each concurrency, so drift on the machine hits both alike.
-    for (const sessions of options.concurrency) {
-      for (const target of targets) {
+    // Both servers run at each concurrency, the first one alternating from level to level, so
+    // that drift on the machine and a warm-up hit both alike. Before a server's run the other's
+    // background work is over (Postfix: in the maildir; Hearth: staged blobs spilled).
+    for (const [level, sessions] of options.concurrency.entries()) {
+      const order = level % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
         log(`${target.name}: ${options.messages} messages, ${sessions} sessions`);
         const r = await smtpSource(target, options, sessions);
+        if (target.settled) await target.settled(60_000 + options.messages * 5);
         log(
           `${target.name}: ${perSecond(options.messages, r.ms)} msg/s` +
             (r.deliveredMs
