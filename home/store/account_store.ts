@@ -33,7 +33,7 @@ import { BlobStore } from "./blobs.ts";
 import { groupCommitFor } from "./group_commit.ts";
 import { StagedBlobs, stagedEntries } from "./staging.ts";
 import { boundedOps, decodeOps, encodeOps } from "./log_codec.ts";
-import { decodeSearchText, encodeSearchText } from "./search_text.ts";
+import { decodeSearchText, encodeSearchText, PendingSearchTexts } from "./search_text.ts";
 import { AccountState, type MailboxRecord, type MessageRecord, type Op } from "./state.ts";
 import {
   chunkBytes,
@@ -116,6 +116,10 @@ const decoder = new TextDecoder();
 const metaCacheSize = 2000;
 /** Arrivals opened in parallel and indexed in one mutation (one log commit) at a time. */
 const ingestBatchSize = 32;
+/** How long encrypted search texts wait for a commit to ride in before they get their own. */
+const textFlushMs = 50;
+/** Search-text bytes at most added to one commit. */
+const textBytesPerCommit = 256 * 1024;
 /** Bytes of decrypted messages kept per unlocked account. */
 const rawCacheBytes = limits.messageCacheBytes;
 
@@ -148,6 +152,8 @@ export class AccountStore {
   #closed = false;
   readonly #compactAfterEntries: number;
   readonly #staging: StagedBlobs;
+  readonly #texts: PendingSearchTexts;
+  #textFlush: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     id: string,
@@ -162,6 +168,20 @@ export class AccountStore {
     this.#keys = keys;
     this.#compactAfterEntries = opts.compactAfterEntries ?? 2000;
     this.#staging = StagedBlobs.for(kv, blobs);
+    this.#texts = new PendingSearchTexts(
+      (blob, plain) => encryptIndex(this.#keys.indexKey, plain, `text:${blob}`),
+      () => this.#flushTextsSoon(),
+    );
+  }
+
+  /** Search texts ride in the next commit; when none comes soon, an empty mutation brings one. */
+  #flushTextsSoon() {
+    if (this.#closed || this.#textFlush !== undefined) return;
+    this.#textFlush = setTimeout(() => {
+      this.#textFlush = undefined;
+      if (this.#closed || !this.#texts.ready) return;
+      this.mutate(() => {}).catch((e) => log.warn("store.text-flush-failed", { error: e }));
+    }, textFlushMs);
   }
 
   get keys(): AccountKeys {
@@ -310,6 +330,11 @@ export class AccountStore {
         if (ops.length !== before) log.error("store.partial-mutation", { account: this.id });
         results.push({ p, ok: false, value: e });
       }
+    }
+    // Search texts of earlier deliveries (PendingSearchTexts), for messages still here.
+    for (const [blob, box] of this.#texts.take(textBytesPerCommit)) {
+      if (!this.state.blobRefs.has(blob)) continue;
+      splitChunks(box).forEach((part, i) => early.push([["text", this.id, blob, i], part]));
     }
     const stagedBytes = early.reduce((n, [k, v]) => k[0] === "staged" ? n + v.length : n, 0);
     if (ops.length || deletes.length || sets.length || early.length) {
@@ -474,9 +499,30 @@ export class AccountStore {
   async close() {
     while (this.#writing || this.#queue.length) await new Promise((r) => setTimeout(r, 5));
     this.#closed = true;
+    clearTimeout(this.#textFlush);
+    await this.#writeTexts(await this.#texts.drain()).catch((e) =>
+      log.warn("store.text-write-failed", { account: this.id, error: e })
+    );
     this.#metaCache.clear();
     this.#rawCache.clear();
     this.#rawCacheSize = 0;
+  }
+
+  /** Writes search texts outside the writer (the store is closing); they name no state. */
+  async #writeTexts(texts: [string, Uint8Array][]) {
+    let tx = this.#kv.atomic();
+    let bytes = 0;
+    for (const [blob, box] of texts) {
+      if (!this.state.blobRefs.has(blob)) continue;
+      if (bytes + box.length > 500_000) {
+        if (!(await tx.commit()).ok) throw new Error("search text commit was refused");
+        tx = this.#kv.atomic();
+        bytes = 0;
+      }
+      splitChunks(box).forEach((part, i) => tx.set(["text", this.id, blob, i], part));
+      bytes += box.length + 100;
+    }
+    if (bytes && !(await tx.commit()).ok) throw new Error("search text commit was refused");
   }
 
   // --- messages ---
@@ -676,6 +722,8 @@ export class AccountStore {
 
   /** The decoded searchable text of a message. */
   async text(blob: string): Promise<SearchTextBytes> {
+    const pending = this.#texts.plain(blob);
+    if (pending) return decodeSearchText(pending);
     const box = await getChunked(this.#kv, ["text", this.id, blob]);
     if (box) {
       return decodeSearchText(await decryptIndex(this.#keys.indexKey, box, `text:${blob}`));
@@ -728,6 +776,7 @@ export class AccountStore {
     for (const blob of blobs) {
       if (this.state.blobRefs.has(blob)) continue;
       this.#metaCache.delete(blob);
+      this.#texts.forget(blob);
       const cached = this.#rawCache.get(blob);
       if (cached) {
         this.#rawCache.delete(blob);
@@ -842,7 +891,8 @@ export class AccountStore {
    * sealed blob is staged in KV in the index commit itself (staging.ts), with
    * the metadata: the `250` follows one durable commit holding the sealed
    * bytes and their record. A larger one is written as a file in parallel
-   * with the analysis, and the index commit waits for it.
+   * with the analysis, and the index commit waits for it. The search text
+   * is made after the commit and stored with a later one (PendingSearchTexts).
    */
   async addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
@@ -852,38 +902,23 @@ export class AccountStore {
     const sealed = await sealing;
     const blob = await BlobStore.idOf(sealed);
     const staged = this.#staging.shouldStage(sealed);
-    // The search text (about the message's size) is encrypted on WebCrypto's worker thread while
-    // this one analyses the message and encrypts the small metadata in place: one thread hop
-    // instead of two in a row before the commit.
-    const textBox = encryptIndex(
-      this.#keys.indexKey,
-      encodeSearchText(searchableText(raw)),
-      `text:${blob}`,
-    );
+    // The metadata is small: encrypted in place, no wait on WebCrypto's worker thread. The
+    // search text is not needed for durability: it is made after the reply (PendingSearchTexts).
     const info = analyzeMessage(raw);
     const metaBox = encryptJsonSync(this.#keys.indexKey, info, `meta:${blob}`);
-    const [, text] = await Promise.all([
+    await Promise.all([
       staged ? null : this.#blobs.put(sealed),
-      textBox,
       // Mail that arrived while the account was locked goes first, so UIDs follow arrival order
       // (an unlock by SMTP AUTH does not ingest, unlike an IMAP login).
       this.#ingestedOnce ? null : this.ingestArrivals(),
     ]);
-    // Metadata of one chunk each rides in the index commit: one KV fsync per delivery batch.
-    const small = metaBox.length < chunkBytes && text.length < chunkBytes;
-    if (!small) {
-      await setChunkedMany(this.#kv, [
-        [["meta", this.id, blob], metaBox],
-        [["text", this.id, blob], text],
-      ]);
-    }
+    // Metadata of one chunk rides in the index commit: one KV fsync per delivery batch.
+    const small = metaBox.length < chunkBytes;
+    if (!small) await setChunkedMany(this.#kv, [[["meta", this.id, blob], metaBox]]);
     const prepared = { blob, size: raw.length };
     const committed = this.mutate((tx) => {
       if (this.state.blobRefs.has(blob)) return;
-      if (small) {
-        tx.setNoLaterThanCommit(["meta", this.id, blob, 0], metaBox);
-        tx.setNoLaterThanCommit(["text", this.id, blob, 0], text);
-      }
+      if (small) tx.setNoLaterThanCommit(["meta", this.id, blob, 0], metaBox);
       // After the metadata, which names the blob: early sets are committed in order, so the blob
       // is never staged before a record of it (blob garbage collection relies on it).
       if (staged) {
@@ -895,6 +930,7 @@ export class AccountStore {
     // age header now (sealing then only encrypts the payload).
     sealAheadFor(this.#keys.recipient);
     await committed;
+    this.#texts.add(blob, raw);
     this.#cacheInfo(blob, info);
     return blob;
   }

@@ -1,4 +1,5 @@
 /** The searchable text of a message as stored, before encryption, and as read back. */
+import { searchableText } from "../../src/mime/searchable_text.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -43,4 +44,122 @@ export class StoredSearchText {
 
 export function decodeSearchText(data: Uint8Array): StoredSearchText {
   return new StoredSearchText(data);
+}
+
+/** One delivered message's search text on its way to KV. */
+interface PendingText {
+  /** The message, until its text is made. */
+  raw?: Uint8Array;
+  /** The text as stored, before encryption. */
+  plain?: Uint8Array;
+  /** Encrypted, ready for a commit. */
+  box?: Uint8Array;
+}
+
+/**
+ * Search texts of delivered messages that are not stored yet. A delivery's
+ * `250` waits only for what durability needs (the sealed blob, its record and
+ * its metadata); its search text is made and encrypted after the reply, then
+ * written with the account's next commit. Until then it is answered from
+ * memory. Losing it in a crash loses nothing: a message without stored text
+ * is searched from its sealed blob (`AccountStore.text`).
+ *
+ * @example
+ * ```ts
+ * const texts = new PendingSearchTexts((blob, plain) => encryptIndex(key, plain, `text:${blob}`), flush);
+ * texts.add(blob, raw);
+ * // later, in a commit:
+ * for (const [blob, box] of texts.take(256_000)) tx.set(["text", acct, blob, 0], box);
+ * ```
+ */
+export class PendingSearchTexts {
+  readonly #pending = new Map<string, PendingText>();
+  readonly #encrypting = new Set<Promise<void>>();
+  readonly #encrypt: (blob: string, plain: Uint8Array) => Promise<Uint8Array>;
+  readonly #onReady: () => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * `encrypt` seals a text for its blob; `onReady` is called when encrypted
+   * texts wait for a commit (the store then makes sure one comes).
+   */
+  constructor(
+    encrypt: (blob: string, plain: Uint8Array) => Promise<Uint8Array>,
+    onReady: () => void,
+  ) {
+    this.#encrypt = encrypt;
+    this.#onReady = onReady;
+  }
+
+  /** Queues a delivered message's text; the work starts after the current task (the reply). */
+  add(blob: string, raw: Uint8Array): void {
+    this.#pending.set(blob, { raw });
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#make();
+    }, 0);
+  }
+
+  /** Makes and encrypts the texts of the messages queued so far. */
+  #make(): void {
+    for (const [blob, entry] of this.#pending) {
+      if (!entry.raw) continue;
+      const plain = this.plain(blob)!;
+      entry.raw = undefined;
+      const encrypting: Promise<void> = this.#encrypt(blob, plain).then(
+        (box) => {
+          entry.box = box;
+          this.#onReady();
+        },
+        // Not stored then: that message is searched from its blob.
+        () => {
+          if (this.#pending.get(blob) === entry) this.#pending.delete(blob);
+        },
+      ).finally(() => this.#encrypting.delete(encrypting));
+      this.#encrypting.add(encrypting);
+    }
+  }
+
+  /** The text as stored, before encryption, of a message whose text is not in KV yet. */
+  plain(blob: string): Uint8Array | undefined {
+    const entry = this.#pending.get(blob);
+    if (entry?.raw && !entry.plain) entry.plain = encodeSearchText(searchableText(entry.raw));
+    return entry?.plain;
+  }
+
+  /** Encrypted texts for a commit, up to about `maxBytes`; they leave this queue. */
+  take(maxBytes: number): [string, Uint8Array][] {
+    const out: [string, Uint8Array][] = [];
+    let bytes = 0;
+    for (const [blob, entry] of this.#pending) {
+      if (!entry.box) continue;
+      if (out.length && bytes + entry.box.length > maxBytes) break;
+      out.push([blob, entry.box]);
+      bytes += entry.box.length;
+      this.#pending.delete(blob);
+    }
+    return out;
+  }
+
+  /** True when an encrypted text waits for a commit. */
+  get ready(): boolean {
+    for (const entry of this.#pending.values()) if (entry.box) return true;
+    return false;
+  }
+
+  /** Drops a message's text (it was expunged before its text was written). */
+  forget(blob: string): void {
+    this.#pending.delete(blob);
+  }
+
+  /** Makes every queued text now and returns them all (the store is closing). */
+  async drain(): Promise<[string, Uint8Array][]> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#make();
+    await Promise.all([...this.#encrypting]);
+    return this.take(Infinity);
+  }
 }

@@ -93,9 +93,13 @@ Deno.test("addDelivered() indexes concurrent deliveries into INBOX in few log co
     assert((await logEntries(f.kv, f.id)).length - entriesBefore < 75, "log commits are shared");
     for (const blob of blobs) {
       assert((await f.kv.get(["meta", f.id, blob, 0])).versionstamp, "metadata is stored");
+    }
+    // The search text comes after the reply: searchable at once, stored by a later commit.
+    assert((await store.text(blobs[0])).headers.includes("direct 0"));
+    await store.close();
+    for (const blob of blobs) {
       assert((await f.kv.get(["text", f.id, blob, 0])).versionstamp, "search text is stored");
     }
-    await store.close();
     const again = await f.open();
     const reopened = again.state.byName("INBOX")!;
     assertEquals(reopened.uids.map((u) => reopened.byUid.get(u)!.blob).sort(), [...blobs].sort());
@@ -135,5 +139,22 @@ Deno.test("Tx.setNoLaterThanCommit() spills what one index commit cannot hold in
       for (let i = 0; i < 450; i++) tx.setNoLaterThanCommit(["early", i], value);
     });
     for (let i = 0; i < 450; i++) assertEquals((await f.kv.get(["early", i])).value, value);
+    await store.close();
+  }));
+
+Deno.test("addDelivered() stores the search text with a later commit, or alone soon after", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    const raw = message("text later");
+    const blob = await store.addDelivered(await sealToRecipient(raw, store.keys.recipient), raw, 1);
+    // No other commit comes: the text gets one of its own within a moment.
+    const until = Date.now() + 5_000;
+    while (!(await f.kv.get(["text", f.id, blob, 0])).versionstamp) {
+      assert(Date.now() < until, "search text stored within 5 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // A text lost in a crash before that commit: the message is searched from its blob.
+    await f.kv.delete(["text", f.id, blob, 0]);
+    assert((await store.text(blob)).headers.includes("text later"));
     await store.close();
   }));
