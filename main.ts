@@ -31,7 +31,9 @@ Commands:
   edge add-home --domain D   a one-time token that links a home box serving domain D
   edge add-front --name N    a bearer token for an HTTP mail front (POST /v1/inbound)
   edge status [--format text|json]   homes, accounts and mail waiting at the edge
-  phone pair ADDRESS    show a one-time code that pairs a phone with the account (home box)
+  phone pair ADDRESS [--lan-url URL[,URL…]]   show a one-time code that pairs a phone with the
+                        account (home box); the phone syncs at URL (this box's HTTP port, default
+                        config.json "lanUrls") when on the LAN, else through the edge
   phone join CODE       join an account as a phone (state in --data, default ./hearth-phone)
   phone sync | ls [MAILBOX] | flag ID [FLAG…] | move ID MAILBOX   the phone's mailbox
                         (ls shows sender, subject and date once a sync brought them)
@@ -39,6 +41,7 @@ Commands:
   phone send ADDRESS[,…] SUBJECT [--text TEXT]   send a mail from the phone (text else on stdin);
                         a copy goes to the account's Sent folder
   phone chat ADDRESS TEXT   send a chat message (a mail with Chat-Version: 1.0) from the phone
+  phone lan [URL…|off|default]   the home box's LAN URLs the phone tries first when you sync
   init --domain D       prepare a data directory: configuration, keys, certificates
     [--account ADDRESS --password-stdin] [--edge here|URL [--token T]] [--edge-hostname H]
                         (asks for what is missing on a terminal; never overwrites a key)
@@ -139,6 +142,7 @@ const valueFlags = new Set([
   "home-key",
   "text",
   "wait",
+  "lan-url",
 ]);
 
 function parseArgs(argv: string[]): Args {
@@ -626,7 +630,16 @@ async function cmdPhone(args: Args, sub: string | undefined, rest: string[]) {
     try {
       const password = await readPassword(args, `Password for ${address}:`);
       const { startPairing } = await import("./home/phones.ts");
-      const pairing = await startPairing({ dataDir: config.dataDir, kv, link }, address, password);
+      const lanUrls = flag(args, "lan-url")?.split(",").map((u) => u.trim()).filter(Boolean) ??
+        config.lanUrls;
+      for (const u of lanUrls) {
+        if (!URL.canParse(u)) throw new UsageError(`--lan-url: ${u} is not a URL`);
+      }
+      const pairing = await startPairing(
+        { dataDir: config.dataDir, kv, link, lanUrls },
+        address,
+        password,
+      );
       console.log(`On the phone, run (within 10 minutes):
 
   hearth phone join ${pairing.code}

@@ -256,7 +256,7 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   }
   // Mail waiting at the edge comes home once the listeners are up (DESIGN.md, Edge).
   const edge = link ? startEdgeLink({ dataDir: config.dataDir, kv, blobs, registry, link }) : null;
-  // Paired phones sync through the edge's relay (docs/sync.md).
+  // Paired phones sync through the edge's relay, and on the LAN at the HTTP port (docs/sync.md).
   const phones = link ? startPhoneService({ dataDir: config.dataDir, kv, registry, link }) : null;
   let http: HomeHttp | null = null;
   try {
@@ -266,6 +266,7 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
         kv,
         listen: config.listen,
         port: config.homeHttpPort,
+        phones,
       });
     }
   } catch (e) {

@@ -1,7 +1,8 @@
 /**
  * The home box's HTTP listener (DESIGN.md: home HTTP 8081, loopback by
- * default): for now the backup host role (sync/backup/host.ts), so any
- * Hearth box can keep a friend's backup. Due prunes are carried out hourly.
+ * default): the backup host role (sync/backup/host.ts), so any Hearth box
+ * can keep a friend's backup (due prunes are carried out hourly), and phone
+ * sync on the LAN (home/phone_lan.ts) when the box runs its phone service.
  *
  * @example
  * ```ts
@@ -12,6 +13,8 @@
  */
 import { Hono } from "hono";
 import { log } from "../src/log.ts";
+import { createPhoneLanApp } from "./phone_lan.ts";
+import type { PhoneService } from "./phones.ts";
 import { createBackupHostApp } from "../sync/backup/host.ts";
 import { BackupHostStore } from "../sync/backup/host_store.ts";
 import { ObjectFiles } from "../sync/backup/object_files.ts";
@@ -25,6 +28,8 @@ export interface HomeHttpOptions {
   /** Clock and grace period of the backup host (tests). */
   now?: () => number;
   graceMs?: number;
+  /** The phone service: paired phones on the LAN sync here (`POST /v1/lan/exchange`). */
+  phones?: PhoneService | null;
 }
 
 export interface HomeHttp {
@@ -51,6 +56,7 @@ export async function hostsBackupPeers(kv: Deno.Kv): Promise<boolean> {
 export function startHomeHttp(opts: HomeHttpOptions): HomeHttp {
   const store = backupHostStore(opts.dataDir, opts.kv, opts);
   const app = new Hono();
+  if (opts.phones) app.route("/", createPhoneLanApp({ phones: opts.phones }));
   app.route("/", createBackupHostApp({ store, now: opts.now }));
   const server = Deno.serve(
     { hostname: opts.listen, port: opts.port, onListen: () => {} },

@@ -5,7 +5,10 @@
  * and sends every paired phone what it lacks when the home changes.
  *
  * Everything goes through the edge, outbound only, signed with the home key;
- * envelopes are sealed to each device (sync/envelope.ts).
+ * envelopes are sealed to each device (sync/envelope.ts). A phone on the LAN
+ * may also post the same envelopes to the home box's HTTP port
+ * ({@linkcode PhoneService.openLanExchange}, home/phone_lan.ts): what the home
+ * has for it then goes in the answer instead of its relay mailbox.
  *
  * @example
  * ```ts
@@ -18,10 +21,12 @@
 import { generateAccountKey } from "../src/crypto/age.ts";
 import type { SigningKey } from "../src/crypto/device.ts";
 import { fromBase64Url, toHex } from "../src/encoding.ts";
-import { UsageError } from "../src/errors.ts";
+import { ProtocolError, UsageError } from "../src/errors.ts";
+import { limits } from "../src/limits.ts";
 import { log } from "../src/log.ts";
 import { signRequest } from "../src/wire/signed_request.ts";
 import { openEnvelope, sealEnvelope } from "../sync/envelope.ts";
+import { decodeEnvelopes } from "../sync/lan.ts";
 import { decodeMessage, encodeMessage, type SyncMessage } from "../sync/messages.ts";
 import {
   checkHello,
@@ -99,30 +104,101 @@ async function expectOk(res: Response, what: string): Promise<Response> {
   throw new Error(`${what}: the edge answered ${res.status} (${reason})`);
 }
 
-/** Seals `message` to a device in envelope-sized parts and posts them to its relay mailbox. */
+/** Seals `message` to a device in envelope-sized parts. */
+async function sealFor(
+  edge: EdgeCaller,
+  device: string,
+  recipient: string,
+  message: SyncMessage,
+): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (const part of splitPayload(encodeMessage(message), partBytes)) {
+    out.push(
+      await sealEnvelope(part, { id: edge.link.homeId, key: edge.key }, { id: device, recipient }),
+    );
+  }
+  return out;
+}
+
+/** Posts one sealed envelope to a device's relay mailbox. */
+async function postSealed(edge: EdgeCaller, device: string, sealed: Uint8Array): Promise<void> {
+  await expectOk(await call(edge, "POST", `/v1/relay/${device}`, sealed), "sending to a phone")
+    .then((r) => r.body?.cancel());
+}
+
+/** Seals `message` to a device and posts it to its relay mailbox. */
 async function sendTo(
   edge: EdgeCaller,
   device: string,
   recipient: string,
   message: SyncMessage,
-): Promise<number> {
-  let bytes = 0;
-  for (const part of splitPayload(encodeMessage(message), partBytes)) {
-    const sealed = await sealEnvelope(part, { id: edge.link.homeId, key: edge.key }, {
-      id: device,
-      recipient,
-    });
-    bytes += sealed.length;
-    await expectOk(await call(edge, "POST", `/v1/relay/${device}`, sealed), "sending to a phone")
-      .then((r) => r.body?.cancel());
+): Promise<void> {
+  for (const sealed of await sealFor(edge, device, recipient, message)) {
+    await postSealed(edge, device, sealed);
   }
-  return bytes;
+}
+
+/** What to do once messages reached a phone, or once it is known they will not. */
+interface AfterDelivery {
+  done?: () => Promise<unknown>;
+  failed?: () => void;
+}
+
+/**
+ * The answer to a LAN exchange being built: the home's envelopes for the phone are collected
+ * here instead of posted to its relay mailbox while it is open, and what waits on their
+ * delivery runs once the answer was written (or is undone if it was not).
+ */
+class LanAnswer {
+  readonly envelopes: Uint8Array[] = [];
+  open = true;
+  #after: AfterDelivery[] = [];
+  /** The phone went away: what is added now will not reach it either. */
+  #gone = false;
+
+  add(sealed: Uint8Array[], after: AfterDelivery) {
+    this.envelopes.push(...sealed);
+    if (this.#gone) after.failed?.();
+    else this.#after.push(after);
+  }
+
+  async delivered() {
+    const after = this.#after;
+    this.#after = [];
+    for (const a of after) {
+      await a.done?.().catch((e) => log.warn("phone.lan-save-failed", { error: e }));
+    }
+  }
+
+  failed() {
+    this.#gone = true;
+    const after = this.#after;
+    this.#after = [];
+    for (const a of after) a.failed?.();
+  }
+}
+
+/** A LAN exchange whose envelopes were opened and checked (home/phone_lan.ts runs it). */
+export interface LanExchange {
+  device: string;
+  /** Handles what the phone sent; resolves with the home's envelopes for it. */
+  run(): Promise<Uint8Array[]>;
+  /** The answer was written: keeps the sync state and summary marks it advanced. */
+  delivered(): Promise<void>;
+  /** The answer was not written: drops them, so the next exchange sends it all again. */
+  failed(): void;
+}
+
+function refused(text: string, http = 403): never {
+  throw new ProtocolError("NO", text, { http });
 }
 
 export interface PairingOptions {
   dataDir: string;
   kv: Deno.Kv;
   link: EdgeLinkConfig;
+  /** The home box's LAN URLs (its HTTP port), given to the phone in the welcome. */
+  lanUrls?: string[];
   /** How long to wait for the phone. */
   waitMs?: number;
 }
@@ -192,6 +268,7 @@ export async function startPairing(
         homeRecipient: envelopeKey.recipient,
         homeKey: key.publicKey,
         homeId: opts.link.homeId,
+        ...(opts.lanUrls?.length ? { lan: opts.lanUrls } : {}),
       },
     });
     log.info("phone.paired", { device: code.device });
@@ -211,6 +288,13 @@ export interface PhoneServiceOptions {
 }
 
 export interface PhoneService {
+  /**
+   * Opens a LAN exchange from the body a phone posted to the home's HTTP port (sync/lan.ts):
+   * checks every envelope (sealed to this home, signed by one paired phone) and the opening
+   * `lan` message (fresh date, unseen nonce). Throws a ProtocolError (400, 403, 409) when
+   * refused; nothing has changed then.
+   */
+  openLanExchange(body: Uint8Array): Promise<LanExchange>;
   stop(): Promise<void>;
 }
 
@@ -229,6 +313,34 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   const parts = new Map<string, Reassembler>();
   let edge!: EdgeCaller;
   let envelopeKey!: { identity: string; recipient: string };
+  /** LAN exchanges in progress, by device: the home's messages for it go in their answer. */
+  const lanAnswers = new Map<string, LanAnswer>();
+  /** Nonces of LAN exchanges seen, until their date is too old to be taken anyway. */
+  const lanNonces = new Map<string, number>();
+
+  /**
+   * Sends messages to a phone: into the answer of its LAN exchange in progress, else to its
+   * relay mailbox. `after.done` runs once they reached the phone (or the edge, which keeps
+   * them); `after.failed` if they did not.
+   */
+  const deliver = async (
+    device: string,
+    rec: PhoneRecord,
+    messages: SyncMessage[],
+    after: AfterDelivery = {},
+  ) => {
+    const sealed: Uint8Array[] = [];
+    for (const m of messages) sealed.push(...await sealFor(edge, device, rec.recipient, m));
+    const lan = lanAnswers.get(device);
+    if (lan?.open) return lan.add(sealed, after);
+    try {
+      for (const e of sealed) await postSealed(edge, device, e);
+    } catch (e) {
+      after.failed?.();
+      throw e;
+    }
+    await after.done?.();
+  };
 
   const phone = async (device: string) => (await opts.kv.get<PhoneRecord>(["phone", device])).value;
 
@@ -274,27 +386,24 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   };
 
   /**
-   * Posts sync frames to a phone's relay mailbox. If a post fails, the peer's state in memory
-   * (which counts the frames as sent) is dropped for the saved one, so the next exchange sends
-   * them again rather than only what came after.
+   * Sends sync frames to a phone (its relay mailbox, or the answer of its LAN exchange). If
+   * delivering fails, the peer's state in memory (which counts the frames as sent) is dropped
+   * for the saved one, so the next exchange sends them again rather than only what came after;
+   * the state is saved only once they were delivered.
    */
-  const sendFrames = async (
+  const sendFrames = (
     acct: AccountSync,
     device: string,
     rec: PhoneRecord,
     peer: SyncPeer,
     frames: Uint8Array[],
-  ) => {
-    try {
-      for (const frame of frames) {
-        await sendTo(edge, device, rec.recipient, { kind: "sync", frame });
-      }
-    } catch (e) {
-      acct.peers.delete(device);
-      throw e;
-    }
-    await savePeer(device, peer);
-  };
+  ) =>
+    deliver(device, rec, frames.map((frame) => ({ kind: "sync" as const, frame })), {
+      done: () => savePeer(device, peer),
+      failed: () => {
+        if (acct.peers.get(device) === peer) acct.peers.delete(device);
+      },
+    });
 
   const summaryRuns = new Map<string, Promise<void>>();
   /**
@@ -307,11 +416,10 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       const since = (await opts.kv.get<string[]>(key)).value;
       if (since && since.join(",") === acct.host.doc.heads().join(",")) return;
       const { entries, heads } = await newSummaries(acct.store, acct.host.doc, since);
-      if (entries.length) {
-        const batch = await encodeSummaries(entries);
-        await sendTo(edge, device, rec.recipient, { kind: "summaries", batch });
-      }
-      await opts.kv.set(key, heads);
+      const done = () => opts.kv.set(key, heads);
+      if (!entries.length) return void await done();
+      const batch = await encodeSummaries(entries);
+      await deliver(device, rec, [{ kind: "summaries", batch }], { done });
     };
     const p = (summaryRuns.get(device) ?? Promise.resolve()).then(run);
     summaryRuns.set(device, p.catch(() => {}));
@@ -375,18 +483,18 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     const acct = await accountSync(rec.account);
     if (!acct) {
       // Nobody has unlocked the account since the box started: ask the phone for the identity.
-      await sendTo(edge, device, rec.recipient, { kind: "state", state: "locked" });
+      await deliver(device, rec, [{ kind: "state", state: "locked" }]);
       return;
     }
     if (m.kind === "request") {
       for (const blob of m.blobs) {
         const sealed = await sealedBlob(acct.store, blob);
-        await sendTo(edge, device, rec.recipient, { kind: "blob", blob, sealed });
+        await deliver(device, rec, [{ kind: "blob", blob, sealed }]);
       }
       const entries = await summariesOf(acct.store, m.summaries);
       if (entries.length) {
         const batch = await encodeSummaries(entries);
-        await sendTo(edge, device, rec.recipient, { kind: "summaries", batch });
+        await deliver(device, rec, [{ kind: "summaries", batch }]);
       }
       return;
     }
@@ -426,6 +534,93 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     });
     await sendFrames(acct, device, rec, peer, replies);
     await sendSummaries(acct, device, rec);
+  };
+
+  const openLanExchange = async (body: Uint8Array): Promise<LanExchange> => {
+    await ready;
+    let envelopes: Uint8Array[];
+    try {
+      envelopes = decodeEnvelopes(body, limits.relayEnvelopeBytes);
+    } catch (e) {
+      refused((e as Error).message, 400);
+    }
+    if (!envelopes.length) refused("a LAN exchange carries at least one envelope", 400);
+    const me = { id: opts.link.homeId, identity: envelopeKey.identity };
+    const keyOf = async (id: string) => (await phone(id))?.publicKey ?? null;
+    // All parts of a message come in one request: a LAN exchange shares no state with another.
+    const reassembler = new Reassembler();
+    const messages: SyncMessage[] = [];
+    let device: string | null = null;
+    for (const e of envelopes) {
+      let opened: { sender: string; payload: Uint8Array };
+      try {
+        opened = await openEnvelope(e, me, keyOf);
+      } catch (err) {
+        refused((err as Error).message);
+      }
+      if (device !== null && opened.sender !== device) {
+        refused("a LAN exchange carries envelopes of one device only");
+      }
+      device = opened.sender;
+      try {
+        const whole = reassembler.add(opened.payload);
+        if (whole) messages.push(decodeMessage(whole));
+      } catch (err) {
+        refused(`a sync message is malformed: ${(err as Error).message}`, 400);
+      }
+    }
+    const [hello, ...rest] = messages;
+    if (hello?.kind !== "lan") refused("a LAN exchange starts with a lan message", 400);
+    const now = Date.now();
+    if (Math.abs(hello.date - now) > limits.lanClockSkewMs) {
+      refused("the phone's clock is more than five minutes off; set it right and sync again");
+    }
+    for (const [n, until] of lanNonces) if (until < now) lanNonces.delete(n);
+    // A recorded request played again (by anyone on the LAN) is refused.
+    if (lanNonces.has(hello.nonce)) refused("this LAN exchange was seen before");
+    if (lanAnswers.has(device!)) refused("a LAN exchange of this phone is in progress", 409);
+    const rec = (await phone(device!))!;
+    lanNonces.set(hello.nonce, now + 2 * limits.lanClockSkewMs);
+    const dev = device!;
+    const answer = new LanAnswer();
+    lanAnswers.set(dev, answer);
+    return {
+      device: dev,
+      run: async () => {
+        try {
+          answer.add(await sealFor(edge, dev, rec.recipient, { ...hello, date: Date.now() }), {});
+          // What the home posted to the relay mailbox meanwhile waits there, unread: the
+          // answer carries every change the phone's message does not show it has.
+          const open = await accountSync(rec.account);
+          if (open) (await peerFor(open, dev)).forgetSent();
+          for (const m of rest) await handle(dev, rec, m);
+          const acct = accounts.get(rec.account);
+          if (acct) {
+            // And what the home has for it now (after the replies: only what they lack).
+            const peer = await peerFor(acct, dev);
+            const frames = peer.start();
+            await acct.host.saveIfChanged().catch((e) => {
+              acct.peers.delete(dev);
+              throw e;
+            });
+            await sendFrames(acct, dev, rec, peer, frames);
+            await sendSummaries(acct, dev, rec);
+          } else if (!rest.some((m) => ["sync", "request", "append"].includes(m.kind))) {
+            // Locked, and handle() said nothing: ask the phone for the identity.
+            await deliver(dev, rec, [{ kind: "state", state: "locked" }]);
+          }
+          return answer.envelopes;
+        } catch (e) {
+          answer.failed();
+          throw e;
+        } finally {
+          answer.open = false;
+          if (lanAnswers.get(dev) === answer) lanAnswers.delete(dev);
+        }
+      },
+      delivered: () => answer.delivered(),
+      failed: () => answer.failed(),
+    };
   };
 
   // An account unlocked by a login (or a phone) gets its document opened if it has phones.
@@ -512,6 +707,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   })();
 
   return {
+    openLanExchange,
     async stop() {
       stopUnlock();
       stopping.abort();

@@ -21,6 +21,8 @@ export interface HearthConfig {
   submissionsPort: number | null;
   mxPort: number | null;
   homeHttpPort: number;
+  /** The home HTTP port's URLs on the LAN, given to phones at pairing (docs/sync.md). */
+  lanUrls: string[];
   edgeSmtpPort: number;
   edgeHttpPort: number;
   /** The edge's HTTPS port (autoconfig, MTA-STS policy); 443 in production. */
@@ -45,6 +47,7 @@ export const defaultConfig: Omit<HearthConfig, "dataDir"> = {
   submissionsPort: 2465,
   mxPort: 2526,
   homeHttpPort: 8081,
+  lanUrls: [],
   edgeSmtpPort: 2525,
   edgeHttpPort: 8080,
   edgeHttpsPort: 8443,

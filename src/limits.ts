@@ -122,6 +122,18 @@ export const limits = {
   phoneSummariesPerMailbox: 200,
   /** How long `hearth phone read` waits for the home box to send a body it does not hold. */
   phoneBodyWaitMs: 15 * 1000,
+  /** Phone sync on the LAN (docs/sync.md, "On the LAN"): the largest request the home box's
+   * HTTP port reads (a Sent copy of the largest message, in parts, and the sync envelopes);
+   * exchanges in progress at once; requests and refused requests per client address a minute;
+   * how far a phone's clock may be off; how long a phone waits for the home to answer before
+   * it syncs through the edge (plus a second per megabyte it posts), and then for the answer. */
+  lanExchangeBytes: 56 * 1024 * 1024,
+  lanExchangesInFlight: 4,
+  lanExchangesPerMinute: 120,
+  lanRefusalsPerMinute: 10,
+  lanClockSkewMs: 5 * 60 * 1000,
+  lanConnectTimeoutMs: 1500,
+  lanAnswerTimeoutMs: 120 * 1000,
   /** Mail arrivals for one device within this window become one Web Push (docs/push.md). */
   pushDebounceMs: 5 * 1000,
   /** Friend's box backup (docs/backup.md): largest object and manifest a host accepts. */

@@ -12,7 +12,9 @@
  * - `6` request (phone → home, JSON): the sealed blobs and the summaries it wants;
  * - `7` blob (home → phone): `u8 n | n-byte blob id | the age file as stored` (empty: gone);
  * - `8` append (phone → home): a copy of mail the phone sent, for the Sent folder:
- *   `u16 n | n-byte JSON {mailbox use, flags, date} | the age file, sealed to the account`.
+ *   `u16 n | n-byte JSON {mailbox use, flags, date} | the age file, sealed to the account`;
+ * - `9` lan (JSON `{nonce, date}`): opens an exchange on the home box's LAN port (phone → home),
+ *   and the home's answer echoes it (sync/lan.ts).
  *
  * @example
  * ```ts
@@ -32,6 +34,8 @@ export interface Welcome {
   homeRecipient: string;
   homeKey: string;
   homeId: string;
+  /** The home box's LAN URLs (its HTTP port), when its owner gave them at pairing. */
+  lan?: string[];
 }
 
 export type SyncMessage =
@@ -42,7 +46,8 @@ export type SyncMessage =
   | { kind: "summaries"; batch: Uint8Array }
   | { kind: "request"; blobs: string[]; summaries: string[] }
   | { kind: "blob"; blob: string; sealed: Uint8Array }
-  | { kind: "append"; use: string; flags: string[]; date: number; sealed: Uint8Array };
+  | { kind: "append"; use: string; flags: string[]; date: number; sealed: Uint8Array }
+  | { kind: "lan"; nonce: string; date: number };
 
 const kinds = {
   sync: 1,
@@ -53,6 +58,7 @@ const kinds = {
   request: 6,
   blob: 7,
   append: 8,
+  lan: 9,
 } as const;
 
 /** Blob ids and summaries one request may ask for. */
@@ -90,6 +96,8 @@ function body(m: SyncMessage): Uint8Array {
       return headed(new TextEncoder().encode(m.blob), m.sealed, false);
     case "append":
       return headed(text({ use: m.use, flags: m.flags, date: m.date }), m.sealed, true);
+    case "lan":
+      return text({ nonce: m.nonce, date: m.date });
   }
 }
 
@@ -127,6 +135,14 @@ function ids(o: Record<string, unknown>, k: string): string[] {
   return v as string[];
 }
 
+function urls(o: Record<string, unknown>, k: string): string[] {
+  const v = o[k];
+  if (!Array.isArray(v) || v.length > 8 || v.some((x) => typeof x !== "string")) {
+    throw new RangeError(`sync message field ${k} is not a list of URLs`);
+  }
+  return v as string[];
+}
+
 /** Splits `u8|u16 length | head | rest`. */
 function unhead(b: Uint8Array, wide: boolean): [Uint8Array, Uint8Array] {
   const n = wide ? 2 : 1;
@@ -154,6 +170,7 @@ export function decodeMessage(bytes: Uint8Array): SyncMessage {
           homeRecipient: str(o, "homeRecipient"),
           homeKey: str(o, "homeKey"),
           homeId: str(o, "homeId"),
+          ...(o.lan === undefined ? {} : { lan: urls(o, "lan") }),
         },
       };
     }
@@ -195,6 +212,13 @@ export function decodeMessage(bytes: Uint8Array): SyncMessage {
         throw new RangeError("sync message field date is missing");
       }
       return { kind: "append", use: str(o, "use"), flags, date: o.date, sealed };
+    }
+    case kinds.lan: {
+      const o = json(body);
+      if (typeof o.date !== "number" || !Number.isFinite(o.date)) {
+        throw new RangeError("sync message field date is missing");
+      }
+      return { kind: "lan", nonce: str(o, "nonce"), date: o.date };
     }
     default:
       throw new RangeError(`unknown sync message kind ${bytes[0]}`);

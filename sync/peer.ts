@@ -128,6 +128,16 @@ export class SyncPeer {
     return this.#next();
   }
 
+  /**
+   * Forgets what was sent and not confirmed: the next message carries every change the peer's
+   * last message does not show it has. For a transport that bypasses the one earlier messages
+   * took (the home's messages in a phone's relay mailbox, while the phone syncs on the LAN).
+   */
+  forgetSent(): void {
+    this.#awaiting = null;
+    this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
+  }
+
   #next(): Uint8Array[] {
     // (Automerge's typings call `sentHashes` a list; it is a map.)
     if (this.#resend) this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;

@@ -1,6 +1,6 @@
 /**
  * `hearth phone …` on the phone's side (docs/sync.md): join, sync, ls, read,
- * send, chat, flag and move, over a {@linkcode Phone} kept in a directory.
+ * send, chat, flag, move and lan, over a {@linkcode Phone} kept in a directory.
  * (`hearth phone pair` runs on the home box and lives in main.ts.)
  *
  * @example
@@ -36,6 +36,7 @@ const usage = {
   chat: "usage: hearth phone chat ADDRESS TEXT",
   flag: "usage: hearth phone flag ID [FLAG…]",
   move: "usage: hearth phone move ID MAILBOX",
+  lan: "usage: hearth phone lan [URL…|off|default]",
 };
 
 function asUsage(e: unknown): never {
@@ -107,9 +108,25 @@ export async function runPhoneCommand(
     case "sync": {
       // Someone is waiting at the terminal: replies go out now, not with the next exchange.
       const r = await phone.sync({ flush: true });
+      if (r.lanError) console.log(`The home box on the LAN: ${r.lanError}.`);
       console.log(
-        `Synced: ${r.received} in, ${r.sent} out, ${r.requests} requests, ` +
-          `${r.bytesIn} bytes in, ${r.bytesOut} bytes out.`,
+        `Synced ${r.via === "lan" ? "on the LAN" : "through the edge"}: ${r.received} in, ` +
+          `${r.sent} out, ${r.requests} requests, ${r.bytesIn} bytes in, ` +
+          `${r.bytesOut} bytes out.`,
+      );
+      return;
+    }
+    case "lan": {
+      if (rest.length) {
+        const urls = rest[0] === "off" ? [] : rest[0] === "default" ? null : rest;
+        if (urls?.length && rest.length !== urls.length) throw new UsageError(usage.lan);
+        await phone.setLanUrls(urls).catch(asUsage);
+      }
+      const urls = phone.lanUrls;
+      console.log(
+        urls.length
+          ? `Syncs you start try the home box at ${urls.join(", ")} first, then the edge.`
+          : "Syncs go through the edge only (no LAN URL of the home box is known).",
       );
       return;
     }

@@ -2,7 +2,9 @@
  * The phone side of Hearth (docs/sync.md): a replica of the account
  * document, kept current in one short exchange with the home box through the
  * edge's relay mailboxes, run when a push wakes the phone or the user acts.
- * No connection stays open and nothing polls while idle.
+ * No connection stays open and nothing polls while idle. A sync the user
+ * starts tries the home box's LAN URL first, with the same sealed envelopes
+ * (sync/lan.ts), and goes through the edge when the home does not answer.
  *
  * The core uses only web APIs (fetch, WebCrypto) and two small interfaces:
  * {@linkcode PhoneStorage} for what it keeps and `fetch` for the network, so
@@ -27,6 +29,7 @@ import { limits } from "../../src/limits.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
 import { AccountDoc, type DocMessage } from "../doc.ts";
 import { openEnvelope, sealEnvelope } from "../envelope.ts";
+import { decodeEnvelopes, encodeEnvelopes, lanExchangePath } from "../lan.ts";
 import { decodeMessage, encodeMessage, type SyncMessage, type Welcome } from "../messages.ts";
 import { decodePairingCode, makeHello, pairingBoxId } from "../pairing.ts";
 import { Reassembler, splitPayload } from "../parts.ts";
@@ -72,6 +75,8 @@ interface DeviceState {
   wants?: { blobs: string[]; summaries: string[]; posted: boolean };
   /** Copies of mail this phone sent, for the account's Sent folder, until the home has them. */
   appends?: SentCopy[];
+  /** The home box's LAN URLs as set on this phone (`hearth phone lan`); else the welcome's. */
+  lan?: string[];
 }
 
 /** Mail this phone sent; its sealed bytes are in the phone's storage under the blob id. */
@@ -114,11 +119,21 @@ export interface PhoneMessage extends DocMessage {
 export interface SyncReport {
   /** HTTP requests this exchange made. */
   requests: number;
+  /** Whether it went to the home box on the LAN or through the edge. */
+  via: "lan" | "edge";
+  /** Why the LAN path was not taken (or failed after its first round), when it was tried. */
+  lanError?: string;
   received: number;
   sent: number;
   bytesIn: number;
   bytesOut: number;
 }
+
+/** Rounds of one LAN sync (the phone's replies go at once while the home answers). */
+const maxLanRounds = 4;
+
+/** The LAN path did not work this time; the edge is used instead. */
+class LanUnavailable extends Error {}
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
@@ -446,6 +461,24 @@ export class Phone {
     return bytes;
   }
 
+  /** The home box's LAN URLs this phone tries first when the user syncs (docs/sync.md). */
+  get lanUrls(): string[] {
+    return this.#state.lan ?? this.#state.welcome?.lan ?? [];
+  }
+
+  /** Sets the home box's LAN URLs (`[]`: never try the LAN; `null`: those of the welcome). */
+  async setLanUrls(urls: string[] | null): Promise<void> {
+    for (const u of urls ?? []) {
+      const url = new URL(u); // TypeError when it is not a URL
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new TypeError(`${u} is not an http:// or https:// URL`);
+      }
+    }
+    if (urls === null) delete this.#state.lan;
+    else this.#state.lan = urls;
+    await this.#save();
+  }
+
   /**
    * One exchange, one request (`POST /v1/relay/DEVICE/exchange`): it carries this phone's
    * changes, the replies to what the previous exchange brought and its acknowledgement, and
@@ -453,8 +486,15 @@ export class Phone {
    * with the next exchange — the home keeps sending changes meanwhile — unless `flush` is set
    * (a user waiting on the screen) or the home asked for something only a reply gives (an
    * unlock), when they are posted at once.
+   *
+   * `lan` (default: `flush`, a sync the user started) tries the home box's LAN URLs first with
+   * the same envelopes ({@linkcode lanUrls}); the edge is used when none answers within
+   * `limits.lanConnectTimeoutMs`. A push-driven sync goes to the edge, which holds what the
+   * push announced.
    */
-  async sync(opts: { flush?: boolean; waitSeconds?: number } = {}): Promise<SyncReport> {
+  async sync(
+    opts: { flush?: boolean; waitSeconds?: number; lan?: boolean } = {},
+  ): Promise<SyncReport> {
     const w = this.#state.welcome;
     if (!w) throw new Error("this phone has not joined an account yet");
     const before = this.requests;
@@ -467,9 +507,20 @@ export class Phone {
       const request = this.#wantsRequest();
       if (request) local.push(request);
     }
+    const sealedLocal = await this.#seal(local);
+    let lanError: string | undefined;
+    for (const url of (opts.lan ?? opts.flush ?? false) ? this.lanUrls : []) {
+      const outbox = (this.#state.outbox ?? []).map((o) => fromBase64(o.envelope));
+      try {
+        return await this.#syncOnLan(url, [...outbox, ...sealedLocal], local.length, before);
+      } catch (e) {
+        if (!(e instanceof LanUnavailable)) throw e;
+        lanError = `${url}: ${e.message}`;
+      }
+    }
     const send = [
       ...(this.#state.outbox ?? []),
-      ...(await this.#seal(local)).map((e) => ({ to: w.homeId, envelope: toBase64(e) })),
+      ...sealedLocal.map((e) => ({ to: w.homeId, envelope: toBase64(e) })),
     ];
     const body = enc({ ack: this.#state.acks ?? [], send });
     const wait = Math.max(0, Math.floor(opts.waitSeconds ?? 0));
@@ -500,11 +551,161 @@ export class Phone {
     await this.#save();
     return {
       requests: this.requests - before,
+      via: "edge",
+      lanError,
       received: got.messages.length,
       sent: local.length + out.length,
       bytesIn: got.bytes,
       bytesOut,
     };
+  }
+
+  /**
+   * A sync with the home box at `url` (its HTTP port): the envelopes go in one request and the
+   * home's come back in its answer; replies go at once, for up to {@linkcode maxLanRounds}
+   * rounds. Throws {@linkcode LanUnavailable} when the first round fails: nothing has changed
+   * then, and the same envelopes go through the edge.
+   */
+  async #syncOnLan(
+    url: string,
+    envelopes: Uint8Array[],
+    sent: number,
+    before: number,
+  ): Promise<SyncReport> {
+    let got = await this.#lanRound(url, envelopes);
+    const report: SyncReport = {
+      requests: 0,
+      via: "lan",
+      received: got.messages.length,
+      sent,
+      bytesIn: got.bytesIn,
+      bytesOut: got.bytesOut,
+    };
+    // Delivered to the home: what waited for the next exchange went with this one.
+    this.#state.outbox = [];
+    const out: SyncMessage[] = [];
+    await this.#handle(got.messages, out);
+    for (let round = 1; out.length && round < maxLanRounds; round++) {
+      const replies = out.splice(0);
+      report.sent += replies.length;
+      try {
+        got = await this.#lanRound(url, await this.#seal(replies));
+      } catch (e) {
+        if (!(e instanceof LanUnavailable)) throw e;
+        report.lanError = `${url}: ${e.message}`;
+        out.push(...replies);
+        break;
+      }
+      report.received += got.messages.length;
+      report.bytesIn += got.bytesIn;
+      report.bytesOut += got.bytesOut;
+      await this.#handle(got.messages, out);
+    }
+    // Replies not delivered go with the next exchange, LAN or edge.
+    this.#state.outbox = (await this.#seal(out)).map((e) => ({
+      to: this.#state.homeId,
+      envelope: toBase64(e),
+    }));
+    for (const a of this.#state.appends ?? []) {
+      if (a.posted) continue;
+      const sealed = await this.mail.blob(a.blob);
+      if (!sealed) continue;
+      const message: SyncMessage = {
+        kind: "append",
+        use: "\\Sent",
+        flags: ["\\Seen"],
+        date: a.date,
+        sealed,
+      };
+      try {
+        got = await this.#lanRound(url, await this.#seal([message]));
+      } catch (e) {
+        if (!(e instanceof LanUnavailable)) throw e;
+        break; // posted with the next sync
+      }
+      a.posted = true;
+      report.bytesOut += got.bytesOut;
+      const more: SyncMessage[] = [];
+      await this.#handle(got.messages, more);
+      if (more.length) {
+        this.#state.outbox.push(
+          ...(await this.#seal(more)).map((e) => ({
+            to: this.#state.homeId,
+            envelope: toBase64(e),
+          })),
+        );
+      }
+    }
+    await this.#save();
+    report.requests = this.requests - before;
+    return report;
+  }
+
+  /**
+   * One request to the home box's LAN port: a `lan` message (fresh nonce and date) and the
+   * envelopes; the answer's envelopes, opened, after the echo of the nonce.
+   */
+  async #lanRound(
+    base: string,
+    envelopes: Uint8Array[],
+  ): Promise<{ messages: SyncMessage[]; bytesIn: number; bytesOut: number }> {
+    const nonce = toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    const [hello] = await this.#seal([{ kind: "lan", nonce, date: Date.now() }]);
+    const body = encodeEnvelopes([hello, ...envelopes]);
+    const abort = new AbortController();
+    // A home that is not there (or not this phone's) answers no headers: the edge takes over.
+    let timer = setTimeout(
+      () => abort.abort(),
+      limits.lanConnectTimeoutMs + body.length / 1000,
+    );
+    let res: Response;
+    this.requests++;
+    try {
+      res = await this.#fetch(new URL(lanExchangePath, base), {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream" },
+        body: body as Uint8Array<ArrayBuffer>,
+        signal: abort.signal,
+      });
+    } catch (e) {
+      throw new LanUnavailable(
+        abort.signal.aborted
+          ? "the home box did not answer in time"
+          : `the home box cannot be reached (${(e as Error).message})`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok) {
+      throw new LanUnavailable(`the home box answered ${res.status}: ${await errorOf(res)}`);
+    }
+    timer = setTimeout(() => abort.abort(), limits.lanAnswerTimeoutMs);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new LanUnavailable(`the answer broke off (${(e as Error).message})`);
+    } finally {
+      clearTimeout(timer);
+    }
+    const me = { id: this.#state.device, identity: this.#state.age.identity };
+    const keyOf = (id: string) =>
+      Promise.resolve(id === this.#state.homeId ? this.#state.homeKey : null);
+    const parts = new Reassembler();
+    const messages: SyncMessage[] = [];
+    try {
+      for (const e of decodeEnvelopes(bytes, limits.relayEnvelopeBytes)) {
+        const whole = parts.add((await openEnvelope(e, me, keyOf)).payload);
+        if (whole) messages.push(decodeMessage(whole));
+      }
+    } catch (e) {
+      throw new LanUnavailable(`the answer is not the home box's (${(e as Error).message})`);
+    }
+    const echo = messages.shift();
+    if (echo?.kind !== "lan" || echo.nonce !== nonce) {
+      throw new LanUnavailable("the answer is not to this request");
+    }
+    return { messages, bytesIn: bytes.length, bytesOut: body.length };
   }
 
   /**

@@ -57,6 +57,8 @@ export interface TestBox {
   mxPort?: number;
   submissionPort?: number;
   submissionsPort?: number;
+  /** The home HTTP port, when TestBoxOptions.http asked for it. */
+  httpPort?: number;
   /** Delivers a raw message to the account's INBOX as an MTA would. */
   deliver(raw: string | Uint8Array): Promise<void>;
   /** Closes everything and removes the data directory. */
@@ -83,6 +85,8 @@ export interface TestBoxOptions {
   accounts?: string[];
   /** Test hooks into the store's durable writes (in-process boxes only). */
   storage?: HomeOptions["storage"];
+  /** Serve the home HTTP port (on a free port): backup host, phone sync on the LAN. */
+  http?: boolean;
 }
 
 function bytesOf(raw: string | Uint8Array): Uint8Array {
@@ -102,6 +106,7 @@ async function prepareDataDir(
     mxPort: 0,
     submissionPort: 0,
     submissionsPort: 0,
+    homeHttpPort: 0,
     scryptLogN: testScryptLogN,
   });
   await initDataDir(config);
@@ -137,6 +142,7 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
       outbound: opts.outbound,
       resolver: opts.resolver ?? new TestResolver(),
       storage: opts.storage,
+      http: opts.http,
     });
   } catch (e) {
     await removeDir(prepared.dataDir);
@@ -154,6 +160,7 @@ export async function startTestBox(opts: TestBoxOptions = {}): Promise<TestBox> 
     mxPort: box.mx?.ports[0],
     submissionPort: box.submission?.port ?? undefined,
     submissionsPort: box.submission?.tlsPort ?? undefined,
+    httpPort: box.http?.port,
     deliver: (raw) => deliverLocally(box.kv, box.blobs, testAddress, bytesOf(raw), box.registry),
     async stop() {
       await box.close();
