@@ -356,7 +356,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
     let peer = acct.peers.get(device);
     if (!peer) {
       const saved = (await opts.kv.get<Uint8Array>(["phone", device, "sync"])).value;
-      peer = new SyncPeer(acct.host.doc, saved);
+      peer = new SyncPeer(acct.host.doc, saved, { announceFresh: true });
       acct.peers.set(device, peer);
     }
     return peer;

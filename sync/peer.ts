@@ -5,6 +5,8 @@
  *
  * Frames (the payload of one sync envelope, before splitting):
  * - `1 | automerge sync message` — the Automerge sync protocol;
+ * - `3 | automerge sync message` — the same, from a peer that starts afresh (see the
+ *   constructor's `announceFresh`);
  * - `2 | u32 n | (u32 len | change)*` — plain changes, the fallback.
  *
  * The sync state is persisted after each exchange, so a reconnect costs one
@@ -27,6 +29,8 @@ import type { AccountDoc } from "./doc.ts";
 export const maxRounds = 8;
 
 const frameSync = 1;
+/** A sync message from a peer that starts afresh: forget what was sent to it. */
+const frameSyncFresh = 3;
 const frameChanges = 2;
 
 function u32(n: number): number[] {
@@ -81,26 +85,27 @@ export class SyncPeer {
   /** Our heads when we last sent a sync message the peer has not answered yet. */
   #awaiting: string[] | null = null;
 
-  readonly #resend: boolean;
+  /** Whether the next sync frame announces a fresh start (see the constructor). */
+  #fresh: boolean;
 
   /**
    * `saved`: the state persisted after the last exchange. A state that names changes this
    * document does not have (saved after changes a crash then took) is dropped: the exchange
    * starts over from the whole history's summary, so the peer sends them again.
    *
-   * `resendUnconfirmed`: Automerge assumes no message is lost and never sends a change twice.
-   * The phone's messages can be lost (a home box that crashed after taking them, or dropped
-   * them while locked), so the phone sets this: each message it sends carries every change the
-   * home's last message does not show it has. Its changes are small; a message that crossed
-   * costs a duplicate, never a lost change.
+   * `announceFresh` (the home box): Automerge assumes no message is ever lost, and never sends
+   * a change twice. The home can lose what a phone sent (it crashed before saving, or dropped
+   * it while locked) and then starts a new peer; its first sync frame says so, and the phone,
+   * on that frame, forgets which changes it counts as sent: its answer carries every change the
+   * home's message does not show it has.
    */
   constructor(
     doc: AccountDoc,
     saved?: Uint8Array | null,
-    opts: { resendUnconfirmed?: boolean } = {},
+    opts: { announceFresh?: boolean } = {},
   ) {
     this.doc = doc;
-    this.#resend = opts.resendUnconfirmed ?? false;
+    this.#fresh = opts.announceFresh ?? false;
     const state = saved ? A.decodeSyncState(saved) : null;
     this.#state = state && A.hasHeads(doc.automerge, state.sharedHeads) ? state : A.initSyncState();
   }
@@ -139,15 +144,14 @@ export class SyncPeer {
   }
 
   #next(): Uint8Array[] {
-    // (Automerge's typings call `sentHashes` a list; it is a map.)
-    if (this.#resend) this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
     const [state, generated] = A.generateSyncMessage(this.doc.automerge, this.#state);
     this.#state = state;
     if (!generated) return [];
     const msg = this.#slim(generated);
     this.#awaiting = A.getHeads(this.doc.automerge);
     const out = new Uint8Array(msg.length + 1);
-    out[0] = frameSync;
+    out[0] = this.#fresh ? frameSyncFresh : frameSync;
+    this.#fresh = false;
     out.set(msg, 1);
     return [out];
   }
@@ -195,7 +199,12 @@ export class SyncPeer {
       }
       return [];
     }
-    if (frame[0] !== frameSync) throw new RangeError(`unknown sync frame type ${frame[0]}`);
+    if (frame[0] === frameSyncFresh) {
+      // (Automerge's typings call `sentHashes` a list; it is a map.)
+      this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
+    } else if (frame[0] !== frameSync) {
+      throw new RangeError(`unknown sync frame type ${frame[0]}`);
+    }
     let doc, state;
     try {
       [doc, state] = A.receiveSyncMessage(this.doc.automerge, this.#state, frame.subarray(1));

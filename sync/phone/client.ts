@@ -165,7 +165,7 @@ export class Phone {
     this.#state = state;
     this.doc = doc;
     this.mail = mail;
-    this.#peer = new SyncPeer(doc, syncState, { resendUnconfirmed: true });
+    this.#peer = new SyncPeer(doc, syncState);
     this.#fetch = opts.fetch ?? fetch;
     this.#envelopeBytes = opts.envelopeBytes ?? 60 * 1024;
   }

@@ -81,7 +81,7 @@ Deno.test("changes that are many by count but small by size are sent as changes,
 Deno.test("a home that lost a phone's change in a crash gets it again", () => {
   const home = seeded(100);
   const phone = AccountDoc.empty("bb");
-  const h = new SyncPeer(home), p = new SyncPeer(phone, null, { resendUnconfirmed: true });
+  const h = new SyncPeer(home, null, { announceFresh: true }), p = new SyncPeer(phone);
   exchange(h, p);
   const savedDoc = home.save();
   // The phone's change reaches the home, which persists its sync state but crashes before
@@ -92,7 +92,7 @@ Deno.test("a home that lost a phone's change in a crash gets it again", () => {
   const savedState = h.state();
   const restarted = AccountDoc.load(savedDoc);
   assertEquals(restarted.message("00000005")!.flags, []);
-  const h2 = new SyncPeer(restarted, savedState);
+  const h2 = new SyncPeer(restarted, savedState, { announceFresh: true });
   exchange(h2, p);
   exchange(h2, p);
   assertEquals(restarted.message("00000005")!.flags, ["$Phone"]);
@@ -101,12 +101,12 @@ Deno.test("a home that lost a phone's change in a crash gets it again", () => {
 Deno.test("a phone's message the home dropped (locked, or crashed before storing) is sent again", () => {
   const home = seeded(100);
   const phone = AccountDoc.empty("bb");
-  const h = new SyncPeer(home), p = new SyncPeer(phone, null, { resendUnconfirmed: true });
+  const h = new SyncPeer(home, null, { announceFresh: true }), p = new SyncPeer(phone);
   exchange(h, p);
   phone.edit([{ kind: "flags", id: "00000005", flags: ["$Phone"] }]);
   assert(p.start().length, "the phone sends its change, and it is lost");
   // The home restarts from its saved state and speaks first.
-  const h2 = new SyncPeer(home, h.state());
+  const h2 = new SyncPeer(home, h.state(), { announceFresh: true });
   exchange(h2, p);
   exchange(p, h2);
   assertEquals(home.message("00000005")!.flags, ["$Phone"]);
