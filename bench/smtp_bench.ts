@@ -3,13 +3,16 @@
  * (delivering to a maildir) with the same load, in the same run.
  *
  *   deno run -A bench/smtp_bench.ts [--smtp-messages 2000] [--smtp-concurrency 1,4,16]
- *                                   [--smtp-size 10240] [--smtp-only hearth|postfix] [--keep]
+ *                                   [--smtp-size 10240] [--smtp-only hearth|postfix]
+ *                                   [--smtp-rounds 1] [--keep]
  *
  * For each concurrency, smtp-source sends the messages as that many parallel sessions, one
  * message per connection (its default), and the wall clock from start to exit gives messages
  * per second: every message then has had its 250, which both servers give only once the message
  * is durable. Afterwards the arrivals are counted (Hearth: IMAP STATUS; Postfix: maildir files
- * once the queue has drained), so a fast wrong answer does not pass as a win.
+ * once the queue has drained), so a fast wrong answer does not pass as a win. With
+ * `--smtp-rounds N` every level is run N times (the first server alternating), and the table
+ * gives medians: on a shared machine a ratio from two runs a few seconds apart is the figure.
  */
 
 import { exitWithUsage, log } from "./report.ts";
@@ -28,6 +31,7 @@ export interface SmtpBenchOptions {
   concurrency: number[];
   size: number;
   only?: string;
+  rounds: number;
   keep: boolean;
 }
 
@@ -59,6 +63,7 @@ export function parseSmtpArgs(args: string[]): SmtpBenchOptions {
     messages: 2000,
     concurrency: [1, 4, 16],
     size: 10240,
+    rounds: 1,
     keep: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -92,6 +97,9 @@ export function parseSmtpArgs(args: string[]): SmtpBenchOptions {
         options.only = only;
         break;
       }
+      case "--smtp-rounds":
+        options.rounds = integer(value(), 1);
+        break;
       case "--keep":
         options.keep = true;
         break;
@@ -108,7 +116,7 @@ export function parseSmtpArgs(args: string[]): SmtpBenchOptions {
 
 function usage(problem?: string): never {
   const text = "usage: smtp_bench.ts [--smtp-messages N] [--smtp-concurrency 1,4,16] " +
-    "[--smtp-size BYTES] [--smtp-only hearth|postfix] [--keep]";
+    "[--smtp-size BYTES] [--smtp-only hearth|postfix] [--smtp-rounds N] [--keep]";
   return exitWithUsage(text, problem);
 }
 
@@ -246,8 +254,20 @@ function formatRatio(ratio: number): string {
   return ratio >= 1 ? ratio.toFixed(2) : ratio.toPrecision(2);
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The median wall clock of a server's runs at one level (undefined without runs). */
+function medianMs(runs: RunResult[] | undefined, pick: (r: RunResult) => number | undefined) {
+  const values = (runs ?? []).map(pick).filter((v): v is number => v !== undefined);
+  return values.length ? median(values) : undefined;
+}
+
 function printTable(
-  results: Map<string, Map<number, RunResult>>,
+  results: Map<string, Map<number, RunResult[]>>,
   options: SmtpBenchOptions,
   versions: string[],
 ): void {
@@ -257,17 +277,20 @@ function printTable(
     "Postfix msg/s",
     "Postfix to maildir msg/s",
     "Hearth/Postfix",
+    ...(options.rounds > 1 ? ["each round"] : []),
   ]];
   for (const c of options.concurrency) {
     const h = results.get("hearth")?.get(c);
     const p = results.get("postfix")?.get(c);
-    const ratio = h && p ? formatRatio(p.ms / h.ms) : "—";
+    // Ratios are paired by round (both servers a few seconds apart), then the median is taken.
+    const ratios = h && p ? h.map((r, i) => p[i].ms / r.ms) : [];
     rows.push([
       String(c),
-      perSecond(options.messages, h?.ms),
-      perSecond(options.messages, p?.ms),
-      perSecond(options.messages, p?.deliveredMs),
-      ratio,
+      perSecond(options.messages, medianMs(h, (r) => r.ms)),
+      perSecond(options.messages, medianMs(p, (r) => r.ms)),
+      perSecond(options.messages, medianMs(p, (r) => r.deliveredMs)),
+      ratios.length ? formatRatio(median(ratios)) : "—",
+      ...(options.rounds > 1 ? [ratios.map(formatRatio).join(" ")] : []),
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -275,7 +298,8 @@ function printTable(
     r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
   console.log(
     `\nSMTP benchmark: smtp-source, ${options.messages} messages of ${options.size} bytes ` +
-      `per run, one message per connection`,
+      `per run, one message per connection` +
+      (options.rounds > 1 ? `, ${options.rounds} rounds (medians)` : ""),
   );
   console.log(line(rows[0]));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
@@ -307,7 +331,7 @@ export async function runSmtpBench(args: string[]): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
-  const results = new Map<string, Map<number, RunResult>>();
+  const results = new Map<string, Map<number, RunResult[]>>();
   const wrong: string[] = [];
   try {
     for (const name of names) {
@@ -321,8 +345,13 @@ export async function runSmtpBench(args: string[]): Promise<void> {
     // Both servers run at each concurrency, the first one alternating from level to level, so
     // that drift on the machine and a warm-up hit both alike. Before a server's run the other's
     // background work is over (Postfix: in the maildir; Hearth: staged blobs spilled).
-    for (const [level, sessions] of options.concurrency.entries()) {
-      const order = level % 2 === 0 ? targets : [...targets].reverse();
+    const levels = Array.from(
+      { length: options.rounds },
+      () => [...options.concurrency.entries()],
+    ).flat();
+    for (const [step, [level, sessions]] of levels.entries()) {
+      const round = Math.floor(step / options.concurrency.length);
+      const order = (level + round) % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         log(`${target.name}: ${options.messages} messages, ${sessions} sessions`);
         const r = await smtpSource(target, options, sessions);
@@ -341,7 +370,8 @@ export async function runSmtpBench(args: string[]): Promise<void> {
         }
         let byConcurrency = results.get(target.name);
         if (!byConcurrency) results.set(target.name, byConcurrency = new Map());
-        byConcurrency.set(sessions, r);
+        const runs = byConcurrency.get(sessions) ?? [];
+        byConcurrency.set(sessions, [...runs, r]);
       }
     }
     printTable(results, options, targets.map((t) => `${t.name}: ${t.version}`));
