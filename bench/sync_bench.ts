@@ -548,7 +548,7 @@ function printReport(
   rounds.forEach((c, i) => {
     console.log(
       `  change set ${i + 1}: ${c.summarized}/${options.newMessages} summaries in the one sync; ` +
-        `their compressed batch ${c.summaryBytes} bytes (sealed and base64 in the relay answer)`,
+        `their compressed batch ${c.summaryBytes} bytes (sealed in the relay answer)`,
     );
   });
   if (hearth?.initialSummaries !== undefined) {

@@ -35,6 +35,7 @@ import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } fr
 import { wellKnownApp, type WellKnownDeps } from "./wellknown.ts";
 import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
 import { backupRelayApp } from "./backup_relay.ts";
+import { encodeRelayAnswer, relayAnswerType } from "../src/wire/relay_answer.ts";
 
 export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
   /** Relay mailboxes for sync envelopes; without it the relay routes answer 503. */
@@ -376,14 +377,24 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
 
   /** Sealed items of a device's account waiting here, newer than `since`. */
   async function deviceMail(deviceId: string, since: string): Promise<SealedItem[]> {
+    return (await deviceMailRaw(deviceId, since)).map(({ sealed, ...m }) =>
+      sealed ? { ...m, sealed: base64(sealed) } : m
+    );
+  }
+
+  /** Mail waiting here for a device's account, newer than `since`; small ones inline. */
+  async function deviceMailRaw(
+    deviceId: string,
+    since: string,
+  ): Promise<(Omit<SealedItem, "sealed"> & { sealed?: Uint8Array })[]> {
     const device = await store.device(deviceId);
     if (!device) return [];
     const { items } = await store.list(device.home, limits.edgePullItems);
     let inline = 0;
-    const out: SealedItem[] = [];
+    const out: (Omit<SealedItem, "sealed"> & { sealed?: Uint8Array })[] = [];
     for (const i of items) {
       if (i.account !== device.account || i.id <= since) continue;
-      const item: SealedItem = {
+      const item: Omit<SealedItem, "sealed"> & { sealed?: Uint8Array } = {
         id: i.id,
         account: i.account,
         size: i.size,
@@ -392,7 +403,7 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       };
       if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
         inline += i.inline.length;
-        item.sealed = base64(i.inline);
+        item.sealed = i.inline;
       }
       out.push(item);
     }
@@ -460,9 +471,16 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
         // `?mail=ID` (a device): also the account's mail waiting here newer than ID ("" for
         // all), so one request brings a phone both its envelopes and new sealed messages.
         const since = c.req.query("mail");
-        const mail = since !== undefined && !me.startsWith("home-")
-          ? await deviceMail(me, since)
-          : undefined;
+        const wantsMail = since !== undefined && !me.startsWith("home-");
+        if (c.req.header("accept") === relayAnswerType) {
+          const body = encodeRelayAnswer({
+            items,
+            more,
+            mail: wantsMail ? await deviceMailRaw(me, since) : undefined,
+          });
+          return c.body(body, 200, { "content-type": relayAnswerType });
+        }
+        const mail = wantsMail ? await deviceMail(me, since) : undefined;
         return c.json({
           items: items.map((i) => ({ id: i.id, at: i.at, envelope: base64(i.envelope) })),
           more,

@@ -27,6 +27,12 @@ import { generateSigningKey, type SigningKey } from "../../src/crypto/device.ts"
 import { fromBase64Url, toBase64Url } from "../../src/encoding.ts";
 import { limits } from "../../src/limits.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
+import type { SealedItem } from "../../src/wire/edge_api.ts";
+import {
+  decodeRelayAnswer,
+  type RelayAnswer,
+  relayAnswerType,
+} from "../../src/wire/relay_answer.ts";
 import { AccountDoc, type DocMessage } from "../doc.ts";
 import { openEnvelope, sealEnvelope } from "../envelope.ts";
 import { decodeEnvelopes, encodeEnvelopes, lanExchangePath } from "../lan.ts";
@@ -264,11 +270,15 @@ export class Phone {
     path: string,
     body: Uint8Array | null,
     signed = true,
+    extra: Record<string, string> = {},
   ): Promise<Response> {
     this.requests++;
     const headers: Record<string, string> = signed
-      ? await signRequest(this.#state.signing, this.#state.device, method, path, body)
-      : {};
+      ? {
+        ...extra,
+        ...await signRequest(this.#state.signing, this.#state.device, method, path, body),
+      }
+      : { ...extra };
     if (body) headers["content-type"] = "application/octet-stream";
     return await this.#fetch(new URL(path, this.#state.edge), {
       method,
@@ -286,25 +296,44 @@ export class Phone {
       "GET",
       `/v1/relay/${this.#state.device}?wait=${waitSeconds}${mail}`,
       null,
+      true,
+      { accept: relayAnswerType },
     );
     if (res.status === 401 && !this.#state.welcome) {
       await res.body?.cancel();
       return null;
     }
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
-    return await this.#readRelay(await res.text());
+    return await this.#readRelay(res);
   }
 
-  /** Opens a relay answer: envelopes for this phone, and mail waiting at the edge. */
+  /**
+   * Opens a relay answer: envelopes for this phone, and mail waiting at the edge. The binary
+   * form (src/wire/relay_answer.ts) is asked for; an edge that answers JSON is read too.
+   */
   async #readRelay(
-    text: string,
+    res: Response,
   ): Promise<{ ids: string[]; messages: SyncMessage[]; bytes: number }> {
-    const body = JSON.parse(text) as {
-      items: { id: string; envelope: string }[];
-      mail?: { id: string; size: number; arrived: number; sealed?: string }[];
-    };
+    const raw = new Uint8Array(await res.arrayBuffer());
+    let body: RelayAnswer;
+    if (res.headers.get("content-type") === relayAnswerType) {
+      body = decodeRelayAnswer(raw);
+    } else {
+      const json = JSON.parse(new TextDecoder().decode(raw)) as {
+        items: { id: string; at?: number; envelope: string }[];
+        more: boolean;
+        mail?: (Omit<SealedItem, "sealed"> & { sealed?: string })[];
+      };
+      body = {
+        items: json.items.map((i) => ({ ...i, envelope: fromBase64(i.envelope) })),
+        more: json.more,
+        mail: json.mail?.map(({ sealed, ...m }) =>
+          sealed ? { ...m, sealed: fromBase64(sealed) } : m
+        ),
+      };
+    }
     for (const m of body.mail ?? []) {
-      const sealed = m.sealed ? fromBase64(m.sealed) : null;
+      const sealed = m.sealed ?? null;
       const blob = sealed ? await blobIdOf(sealed) : `edge-${m.id}`;
       (this.#state.pending ??= []).push({
         item: m.id,
@@ -323,7 +352,7 @@ export class Phone {
       Promise.resolve(id === this.#state.homeId ? this.#state.homeKey : null);
     for (const item of body.items) {
       try {
-        const { payload } = await openEnvelope(fromBase64(item.envelope), me, keyOf);
+        const { payload } = await openEnvelope(item.envelope, me, keyOf);
         const whole = this.#parts.add(payload);
         if (whole) messages.push(decodeMessage(whole));
       } catch (e) {
@@ -331,7 +360,7 @@ export class Phone {
         console.warn(`hearth phone: dropped an envelope: ${(e as Error).message}`);
       }
     }
-    return { ids: body.items.map((i) => i.id), messages, bytes: text.length };
+    return { ids: body.items.map((i) => i.id), messages, bytes: raw.length };
   }
 
   async #ack(ids: string[]) {
@@ -528,9 +557,11 @@ export class Phone {
       "POST",
       `/v1/relay/${this.#state.device}/exchange?wait=${wait}&mail=${this.#state.lastItem ?? ""}`,
       body,
+      true,
+      { accept: relayAnswerType },
     );
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${await errorOf(res)}`);
-    const got = await this.#readRelay(await res.text());
+    const got = await this.#readRelay(res);
     this.#state.outbox = [];
     this.#state.acks = got.ids;
     const out: SyncMessage[] = [];
