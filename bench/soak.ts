@@ -7,7 +7,9 @@
  *
  * Clients: SMTP senders to the MX, IMAP clients doing APPEND, STORE, FETCH and
  * EXPUNGE, and an IDLE-less poller (SELECT + FETCH FLAGS), each on its own
- * connections.
+ * connections. With `--steady N` a janitor expunges all but the newest N
+ * messages every few seconds, so the mailbox stays the same size: memory that
+ * still grows then is a leak, not the mailbox.
  */
 import { parseArgs } from "node:util";
 import { RawImap } from "../test/e2e/raw_imap.ts";
@@ -19,8 +21,10 @@ const { values } = parseArgs({
   options: {
     minutes: { type: "string", default: "30" },
     interval: { type: "string", default: "10" },
+    steady: { type: "string" },
   },
 });
+const keep = values.steady === undefined ? null : Number(values.steady);
 const durationMs = Number(values.minutes) * 60_000;
 const intervalMs = Number(values.interval) * 1000;
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;
@@ -111,6 +115,39 @@ async function imapClient(name: string) {
   }
 }
 
+/** `--steady N`: expunges all but the newest N messages of INBOX every 5 s. */
+async function janitor(keep: number) {
+  while (!stopped) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    if (stopped) break;
+    try {
+      const c = await RawImap.connect(port);
+      try {
+        await c.ok(`LOGIN ${address} "${password}"`);
+        const sel = await c.ok("SELECT INBOX");
+        const next = Number(sel.untagged.map((u) => u.text).join(" ").match(/UIDNEXT (\d+)/)![1]);
+        const upto = next - 1 - keep;
+        if (upto < 1) continue;
+        const r = await c.ok(`UID FETCH 1:${upto} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])`);
+        const subjects = r.untagged.flatMap((u) => {
+          const s = new TextDecoder().decode(u.literals[0] ?? new Uint8Array()).match(
+            /Subject: (\S+)/,
+          )?.[1];
+          return s ? [s] : [];
+        });
+        await c.ok(`UID STORE 1:${upto} +FLAGS.SILENT (\\Deleted)`);
+        await c.ok(`UID EXPUNGE 1:${upto}`);
+        for (const s of subjects) acked.set(s, "gone");
+        counts.expunge += subjects.length;
+      } finally {
+        c.close();
+      }
+    } catch (e) {
+      fail("janitor", e);
+    }
+  }
+}
+
 async function modseqWatcher() {
   while (!stopped) {
     try {
@@ -171,7 +208,10 @@ async function finalCheck(): Promise<string[]> {
 const started = Date.now();
 const startRss = await box.rssBytes();
 let peakRss = startRss;
-console.log(`soak: ${values.minutes} min against a home box (pid ${box.pid}), RSS ${mb(startRss)}`);
+console.log(
+  `soak: ${values.minutes} min against a home box (pid ${box.pid}), RSS ${mb(startRss)}` +
+    (keep === null ? "" : `, INBOX kept at ${keep} messages`),
+);
 const clients = [
   smtpClient("smtp1"),
   smtpClient("smtp2"),
@@ -179,6 +219,7 @@ const clients = [
   imapClient("imap2"),
   imapClient("imap3"),
   modseqWatcher(),
+  ...(keep === null ? [] : [janitor(keep)]),
 ];
 let last = { ...counts };
 while (Date.now() - started < durationMs) {
