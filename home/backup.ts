@@ -26,10 +26,7 @@ import { readSavedConfig } from "../src/config.ts";
 import { BackupHostError } from "../sync/backup/client.ts";
 import { backupClientFor } from "../sync/backup/relay.ts";
 import {
-  batchBytes,
-  batchObjects,
   type BlobEntry,
-  encodeBlobList,
   encodeCatalog,
   type Manifest,
   type ManifestAccount,
@@ -41,6 +38,15 @@ import {
 import { homeSigningKey } from "./edge_link.ts";
 import type { AccountRecord, AccountRegistry } from "./store/accounts.ts";
 import { drillPeer, lastDrill } from "./backup_drill.ts";
+import {
+  type BlobListPlan,
+  type BlobLists,
+  forgetBlobLists,
+  loadBlobLists,
+  planBlobLists,
+  saveBlobLists,
+} from "./backup_lists.ts";
+import { type BackupProgress, ObjectUploader } from "./backup_upload.ts";
 import type { BlobStore } from "./store/blobs.ts";
 import { StagedBlobs } from "./store/staging.ts";
 
@@ -62,14 +68,7 @@ export interface BackupPeerRecord {
   lastObjects: number;
 }
 
-/** Progress of one replication run. */
-export interface BackupProgress {
-  objects: number;
-  totalObjects: number;
-  bytes: number;
-  totalBytes: number;
-  elapsedMs: number;
-}
+export type { BackupProgress };
 
 export interface BackupRunResult {
   peer: string;
@@ -139,14 +138,20 @@ export function unitOf(key: Deno.KvKey): string | null {
   return null;
 }
 
-async function listCore(kv: Deno.Kv, id: string) {
+/** Called with each blob id as the listing finds it, so uploads start before it ends. */
+type OnBlob = (blob: string) => void;
+
+async function listCore(kv: Deno.Kv, id: string, onBlob?: OnBlob) {
   const out: { key: Deno.KvKey; value: unknown; versionstamp: string }[] = [];
   const acct = await kv.get<AccountRecord>(["account", id]);
   if (!acct.value) return null;
   out.push(acct);
   for await (const e of kv.list<string>({ prefix: ["login"] })) if (e.value === id) out.push(e);
   for (const p of corePrefixes) {
-    for await (const e of kv.list({ prefix: [p, id] })) out.push(e);
+    for await (const e of kv.list({ prefix: [p, id] })) {
+      out.push(e);
+      if (onBlob && p === "arrival") onBlob((e.value as { blob: string }).blob);
+    }
   }
   return out;
 }
@@ -158,13 +163,20 @@ async function fingerprintOf(core: { key: Deno.KvKey; versionstamp: string }[]):
 }
 
 /** The encrypted index entries of every message, by blob id. */
-async function listIndex(kv: Deno.Kv, id: string): Promise<Map<string, Entry[]>> {
+async function listIndex(
+  kv: Deno.Kv,
+  id: string,
+  onBlob?: OnBlob,
+): Promise<Map<string, Entry[]>> {
   const byBlob = new Map<string, Entry[]>();
   for (const p of indexPrefixes) {
     for await (const e of kv.list({ prefix: [p, id] })) {
       const blob = e.key[2] as string;
       let list = byBlob.get(blob);
-      if (!list) byBlob.set(blob, list = []);
+      if (!list) {
+        byBlob.set(blob, list = []);
+        onBlob?.(blob);
+      }
       list.push({ key: e.key, value: e.value });
     }
   }
@@ -176,12 +188,12 @@ async function listIndex(kv: Deno.Kv, id: string): Promise<Map<string, Entry[]>>
  * the index entries, accepted only when the core did not change in between
  * (every add or expunge of a message changes the state log).
  */
-async function readAccount(kv: Deno.Kv, id: string) {
+async function readAccount(kv: Deno.Kv, id: string, onBlob?: OnBlob) {
   // A busy account (a client's burst, an ingest of arrivals) settles within seconds.
   for (let attempt = 0; attempt < 20; attempt++) {
-    const a = await listCore(kv, id);
+    const a = await listCore(kv, id, onBlob);
     if (!a) return null;
-    const index = await listIndex(kv, id);
+    const index = await listIndex(kv, id, onBlob);
     const b = await listCore(kv, id);
     if (!b) return null;
     const fingerprint = await fingerprintOf(a);
@@ -286,166 +298,86 @@ export async function replicateToPeer(
   const client = backupClientFor(rec.url, rec.peer, rec.token, key, { fetch: deps.fetch });
   const staging = StagedBlobs.for(kv, deps.blobs);
   const config = await readSavedConfig(deps.dataDir);
-  const started = Date.now();
-  // Objects this run may send: id → how to get its bytes.
-  const pending = new Map<string, { size: number; bytes: () => Promise<Uint8Array> }>();
+  // Objects go to the host while the accounts are still being read (backup_upload.ts).
+  const uploader = new ObjectUploader({
+    client,
+    blobs: deps.blobs,
+    staging,
+    signal: deps.signal,
+    onProgress,
+  });
   const accounts: ManifestAccount[] = [];
   const skipped: string[] = [];
   const accountIds: string[] = [];
-  for await (const e of kv.list<AccountRecord>({ prefix: ["account"] })) {
-    accountIds.push(e.key[1] as string);
-  }
   // Written only once the manifest is accepted: what the next run may reuse.
   const caches: [Deno.KvKey, unknown][] = [];
   const drops: Deno.KvKey[] = [];
-  for (const id of accountIds) {
-    const cacheKey = ["backup", "acct", peerId, id];
-    const cached = (await kv.get<AccountCache>(cacheKey)).value;
-    if (cached) {
-      // Unchanged since the last accepted manifest: nothing to read or send.
-      const core = await listCore(kv, id);
-      if (core && await fingerprintOf(core) === cached.fingerprint) {
-        accounts.push(cached.entry);
-        continue;
-      }
+  const listPlans: [string, BlobListPlan][] = [];
+  try {
+    for await (const e of kv.list<AccountRecord>({ prefix: ["account"] })) {
+      accountIds.push(e.key[1] as string);
     }
-    // An expunge removes the blob before its metadata, in the background: a blob missing
-    // while its metadata is still there is usually gone a moment later; read again.
-    let read: Awaited<ReturnType<typeof readAccount>>;
-    const sizes = new Map<string, number | null>();
-    for (let attempt = 0;; attempt++) {
-      read = await readAccount(kv, id);
-      if (!read) break;
-      sizes.clear();
-      const ids = [...blobsOf(read.core, read.index)];
-      for (const blob of ids) sizes.set(blob, null);
-      // Several stats at once: the first run of a large mailbox stats every blob.
-      let next = 0;
-      const stat = async () => {
-        while (next < ids.length) {
-          const blob = ids[next++];
-          sizes.set(blob, await blobSize(deps.blobs, staging, blob));
+    for (const id of accountIds) {
+      const cacheKey = ["backup", "acct", peerId, id];
+      const cached = (await kv.get<AccountCache>(cacheKey)).value;
+      if (cached) {
+        // Unchanged since the last accepted manifest: nothing to read or send.
+        const core = await listCore(kv, id);
+        if (core && await fingerprintOf(core) === cached.fingerprint) {
+          accounts.push(cached.entry);
+          continue;
         }
+      }
+      // The blob lists the host holds: their blobs are neither stat'ed nor offered again.
+      const prevLists = await loadBlobLists(kv, peerId, id);
+      const known = prevLists?.entries;
+      const offer = (blob: string) => {
+        if (!known?.has(blob)) uploader.offerBlob(blob);
       };
-      await Promise.all(Array.from({ length: Math.min(16, ids.length) }, stat));
-      if (![...sizes.values()].includes(null) || attempt >= 5) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (!read) {
-      if (read === undefined) skipped.push(id);
-      continue;
-    }
-    const record = read.core[0].value as AccountRecord;
-    // Immutable groups of state entries become sealed units, sent once; the rest is the root.
-    const unitEntries = new Map<string, (Entry & { versionstamp: string })[]>();
-    const rootEntries: Entry[] = [];
-    const indexOf = new Map<string, Entry[]>(read.index);
-    for (const e of read.core) {
-      if (e.key[0] === "arrival") {
-        // An arrival record belongs with its message, in its index object.
-        const blob = (e.value as { blob: string }).blob;
-        indexOf.set(blob, [...(indexOf.get(blob) ?? []), { key: e.key, value: e.value }]);
+      // An expunge removes the blob before its metadata, in the background: a blob missing
+      // while its metadata is still there is usually gone a moment later; read again.
+      let read: Awaited<ReturnType<typeof readAccount>>;
+      const sizes = new Map<string, number | null>();
+      for (let attempt = 0;; attempt++) {
+        read = await readAccount(kv, id, offer);
+        if (!read) break;
+        sizes.clear();
+        const ids = [...blobsOf(read.core, read.index)];
+        for (const blob of ids) offer(blob);
+        await uploader.blobsSized();
+        for (const blob of ids) {
+          sizes.set(blob, known?.get(blob)?.size ?? uploader.sizes.get(blob) ?? null);
+        }
+        if (![...sizes.values()].includes(null) || attempt >= 5) break;
+        await new Promise((r) => setTimeout(r, 200));
+        for (const [blob, size] of sizes) if (size === null) uploader.retryBlob(blob);
+      }
+      if (!read) {
+        if (read === undefined) skipped.push(id);
         continue;
       }
-      const name = unitOf(e.key);
-      if (!name) {
-        rootEntries.push({ key: e.key, value: e.value });
-        continue;
-      }
-      let list = unitEntries.get(name);
-      if (!list) unitEntries.set(name, list = []);
-      list.push(e);
-    }
-    const unitCache = new Map<string, UnitCache>();
-    for await (const e of kv.list<UnitCache>({ prefix: ["backup", "unit", peerId, id] })) {
-      unitCache.set(e.key[4] as string, e.value);
-    }
-    const units: { name: string; id: string; size: number }[] = [];
-    for (const [name, entries] of unitEntries) {
-      const stamp = await fingerprintOf(entries);
-      const hit = unitCache.get(name);
-      if (hit?.stamp === stamp) {
-        units.push({ name, ...hit.ref });
-        continue;
-      }
-      const plain = new TextEncoder().encode(
-        encodeTagged(entries.map(({ key, value }) => ({ key, value }))),
+      const built = await buildAccount(
+        kv,
+        peerId,
+        id,
+        read,
+        sizes,
+        prevLists,
+        cached,
+        config,
+        uploader,
       );
-      const sealed = await sealToRecipient(await gzip(plain), record.recipient);
-      const ref = { id: objectIdOf(sealed), size: sealed.length };
-      pending.set(ref.id, { size: sealed.length, bytes: () => Promise.resolve(sealed) });
-      units.push({ name, ...ref });
-      caches.push([["backup", "unit", peerId, id, name], { stamp, ref }]);
+      accounts.push(built.entry);
+      caches.push([cacheKey, built.cache], ...built.caches);
+      drops.push(...built.drops);
+      listPlans.push([id, built.lists]);
     }
-    for (const name of unitCache.keys()) {
-      if (!unitEntries.has(name)) drops.push(["backup", "unit", peerId, id, name]);
-    }
-    units.sort((a, b) => a.name.localeCompare(b.name));
-    const snapshot: AccountSnapshot = { v: 2, account: id, config, entries: rootEntries, units };
-    const plain = new TextEncoder().encode(encodeTagged(snapshot));
-    const plainHash = toHex(await sha256(plain));
-    let snapRef: ObjectRef;
-    if (cached?.plainHash === plainHash) {
-      snapRef = cached.entry.snapshot;
-    } else {
-      const sealed = await sealToRecipient(await gzip(plain), record.recipient);
-      snapRef = { id: objectIdOf(sealed), size: sealed.length };
-      pending.set(snapRef.id, { size: sealed.length, bytes: () => Promise.resolve(sealed) });
-    }
-    const wrappedRef = { id: objectIdOf(record.wrapped), size: record.wrapped.length };
-    pending.set(wrappedRef.id, {
-      size: record.wrapped.length,
-      bytes: () => Promise.resolve(record.wrapped),
-    });
-    const buckets = new Map<string, BlobEntry[]>();
-    let messages = 0;
-    let bytes = 0;
-    for (const [blob, size] of sizes) {
-      if (size === null) {
-        // Referenced but not on this disk: nothing to back up; say so rather than stall.
-        log.warn("backup.blob-missing", { account: id, blob });
-        continue;
-      }
-      const entry: BlobEntry = { id: blob, size };
-      const indexEntries = indexOf.get(blob);
-      if (indexEntries) {
-        const index = new TextEncoder().encode(encodeTagged(indexEntries));
-        entry.index = { id: objectIdOf(index), size: index.length };
-        pending.set(entry.index.id, { size: index.length, bytes: () => Promise.resolve(index) });
-      }
-      const bucket = buckets.get(blob.slice(0, 2)) ?? [];
-      bucket.push(entry);
-      buckets.set(blob.slice(0, 2), bucket);
-      messages++;
-      bytes += size;
-      // Not hashed here: the host checks every object's digest, and a refusal is explained below.
-      pending.set(blob, { size, bytes: () => staging.get(blob) });
-    }
-    const bucketRefs: ObjectRef[] = [];
-    for (const entries of buckets.values()) {
-      const list = encodeBlobList(entries);
-      const ref = { id: objectIdOf(list), size: list.length };
-      pending.set(ref.id, { size: list.length, bytes: () => Promise.resolve(list) });
-      bucketRefs.push(ref);
-    }
-    const catalog = encodeCatalog({
-      buckets: bucketRefs,
-      units: units.map(({ id, size }) => ({ id, size })),
-    });
-    const catalogRef = { id: objectIdOf(catalog), size: catalog.length };
-    pending.set(catalogRef.id, { size: catalog.length, bytes: () => Promise.resolve(catalog) });
-    const entry: ManifestAccount = {
-      id,
-      recipient: record.recipient,
-      snapshot: snapRef,
-      wrapped: wrappedRef,
-      blobs: catalogRef,
-      messages,
-      bytes,
-    };
-    accounts.push(entry);
-    caches.push([cacheKey, { fingerprint: read.fingerprint, plainHash, entry }]);
+    await uploader.finish();
+  } catch (e) {
+    await uploader.abandon();
+    throw e;
   }
+  const progress = uploader.progress;
   // A skipped account keeps what the last manifest said about it.
   if (skipped.length && rec.seq) {
     const last = await client.manifest(rec.seq).catch(() => null);
@@ -455,55 +387,6 @@ export async function replicateToPeer(
     }
   }
   accounts.sort((a, b) => a.id.localeCompare(b.id));
-  const missing = await client.missing([...pending.keys()]);
-  const totalBytes = missing.reduce((n, id) => n + pending.get(id)!.size, 0);
-  const progress: BackupProgress = {
-    objects: 0,
-    totalObjects: missing.length,
-    bytes: 0,
-    totalBytes,
-    elapsedMs: 0,
-  };
-  // Batches of objects per request (one KV commit and shared fsyncs on the host), two in flight.
-  const batches: string[][] = [];
-  let batch: string[] = [];
-  let batchSize = 0;
-  for (const id of missing) {
-    const size = pending.get(id)!.size;
-    if (batch.length && (batch.length >= batchObjects || batchSize + size > batchBytes)) {
-      batches.push(batch);
-      batch = [];
-      batchSize = 0;
-    }
-    batch.push(id);
-    batchSize += size;
-  }
-  if (batch.length) batches.push(batch);
-  let next = 0;
-  const worker = async () => {
-    // One request buffer per batch in flight, reused: a buffer per batch was garbage the
-    // collector let pile up (array buffers +250 MB at the peak of a 224 MB run).
-    const scratch = new Uint8Array(batchBytes + 36 * batchObjects);
-    while (next < batches.length && !deps.signal?.aborted) {
-      const ids = batches[next++];
-      const items = await Promise.all(
-        ids.map(async (id) => ({ id, bytes: await pending.get(id)!.bytes() })),
-      );
-      await client.putObjects(items, scratch).catch((e) => {
-        if (!(e instanceof BackupHostError) || e.status !== 400) throw e;
-        const bad = items.find((i) => objectIdOf(i.bytes) !== i.id);
-        throw bad
-          ? new Error(`blob ${bad.id} is damaged on this disk (its digest does not match)`)
-          : e;
-      });
-      progress.objects += ids.length;
-      progress.bytes += items.reduce((n, i) => n + i.bytes.length, 0);
-      progress.elapsedMs = Date.now() - started;
-      onProgress?.(progress);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(2, batches.length) }, worker));
-  if (deps.signal?.aborted) throw new Error("stopped; the next run resumes where this one ended");
   const accountsHash = toHex(await sha256(new TextEncoder().encode(JSON.stringify(accounts))));
   let seq = rec.seq;
   const newManifest = accountsHash !== rec.lastAccountsHash;
@@ -528,6 +411,7 @@ export async function replicateToPeer(
         for await (const c of kv.list({ prefix: ["backup", "unit", peerId] })) {
           await kv.delete(c.key);
         }
+        await forgetBlobLists(kv, peerId);
         throw e;
       }
       const latest = (await client.status()).latestSeq;
@@ -537,6 +421,7 @@ export async function replicateToPeer(
     }
   }
   // What the host now holds is what the next run may reuse.
+  for (const [id, plan] of listPlans) await saveBlobLists(kv, peerId, id, plan);
   for (const [k, v] of caches) await kv.set(k, v);
   for (const k of drops) await kv.delete(k);
   const now = Date.now();
@@ -562,22 +447,126 @@ export async function replicateToPeer(
   };
 }
 
-async function blobSize(
-  blobs: BlobStore,
-  staging: StagedBlobs,
+/**
+ * The objects of one account read consistently: its state units and root (sealed), its index
+ * objects, its blob lists and catalog, all offered to the uploader; the manifest entry and the
+ * reuse records to keep once the host accepts the manifest.
+ */
+async function buildAccount(
+  kv: Deno.Kv,
+  peerId: string,
   id: string,
-): Promise<number | null> {
-  try {
-    return (await Deno.stat(blobs.pathOf(id))).size;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  read: NonNullable<Awaited<ReturnType<typeof readAccount>>>,
+  sizes: Map<string, number | null>,
+  prevLists: BlobLists | null,
+  cached: AccountCache | null,
+  config: Record<string, unknown> | null,
+  uploader: ObjectUploader,
+) {
+  const caches: [Deno.KvKey, unknown][] = [];
+  const drops: Deno.KvKey[] = [];
+  const record = read.core[0].value as AccountRecord;
+  // Immutable groups of state entries become sealed units, sent once; the rest is the root.
+  const unitEntries = new Map<string, (Entry & { versionstamp: string })[]>();
+  const rootEntries: Entry[] = [];
+  const indexOf = new Map<string, Entry[]>(read.index);
+  for (const e of read.core) {
+    if (e.key[0] === "arrival") {
+      // An arrival record belongs with its message, in its index object.
+      const blob = (e.value as { blob: string }).blob;
+      indexOf.set(blob, [...(indexOf.get(blob) ?? []), { key: e.key, value: e.value }]);
+      continue;
+    }
+    const name = unitOf(e.key);
+    if (!name) {
+      rootEntries.push({ key: e.key, value: e.value });
+      continue;
+    }
+    let list = unitEntries.get(name);
+    if (!list) unitEntries.set(name, list = []);
+    list.push(e);
   }
-  try {
-    return (await staging.get(id)).length;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
+  const unitCache = new Map<string, UnitCache>();
+  for await (const e of kv.list<UnitCache>({ prefix: ["backup", "unit", peerId, id] })) {
+    unitCache.set(e.key[4] as string, e.value);
   }
+  const units: { name: string; id: string; size: number }[] = [];
+  for (const [name, entries] of unitEntries) {
+    const stamp = await fingerprintOf(entries);
+    const hit = unitCache.get(name);
+    if (hit?.stamp === stamp) {
+      units.push({ name, ...hit.ref });
+      continue;
+    }
+    const plain = new TextEncoder().encode(
+      encodeTagged(entries.map(({ key, value }) => ({ key, value }))),
+    );
+    const sealed = await sealToRecipient(await gzip(plain), record.recipient);
+    const ref = { id: objectIdOf(sealed), size: sealed.length };
+    uploader.offerBytes(ref.id, sealed);
+    units.push({ name, ...ref });
+    caches.push([["backup", "unit", peerId, id, name], { stamp, ref }]);
+  }
+  for (const name of unitCache.keys()) {
+    if (!unitEntries.has(name)) drops.push(["backup", "unit", peerId, id, name]);
+  }
+  units.sort((a, b) => a.name.localeCompare(b.name));
+  const snapshot: AccountSnapshot = { v: 2, account: id, config, entries: rootEntries, units };
+  const plain = new TextEncoder().encode(encodeTagged(snapshot));
+  const plainHash = toHex(await sha256(plain));
+  let snapRef: ObjectRef;
+  if (cached?.plainHash === plainHash) {
+    snapRef = cached.entry.snapshot;
+  } else {
+    const sealed = await sealToRecipient(await gzip(plain), record.recipient);
+    snapRef = { id: objectIdOf(sealed), size: sealed.length };
+    uploader.offerBytes(snapRef.id, sealed);
+  }
+  const wrappedRef = { id: objectIdOf(record.wrapped), size: record.wrapped.length };
+  uploader.offerBytes(wrappedRef.id, record.wrapped);
+  const current: BlobEntry[] = [];
+  let messages = 0;
+  let bytes = 0;
+  for (const [blob, size] of sizes) {
+    if (size === null) {
+      // Referenced but not on this disk: nothing to back up; say so rather than stall.
+      log.warn("backup.blob-missing", { account: id, blob });
+      continue;
+    }
+    const entry: BlobEntry = { id: blob, size };
+    const indexEntries = indexOf.get(blob);
+    if (indexEntries) {
+      const index = new TextEncoder().encode(encodeTagged(indexEntries));
+      entry.index = { id: objectIdOf(index), size: index.length };
+      // An index object the lists already name is at the host: not offered again.
+      const known = prevLists?.entries.get(blob)?.index;
+      if (known?.id !== entry.index.id) uploader.offerBytes(entry.index.id, index);
+    }
+    current.push(entry);
+    messages++;
+    bytes += size;
+  }
+  // One small delta per run, folded into the buckets now and then (backup_lists.ts).
+  const lists = planBlobLists(prevLists, current);
+  for (const o of lists.objects) uploader.offerBytes(o.ref.id, o.bytes);
+  const catalog = encodeCatalog({
+    buckets: lists.buckets,
+    deltas: lists.deltas,
+    units: units.map(({ id, size }) => ({ id, size })),
+  });
+  const catalogRef = { id: objectIdOf(catalog), size: catalog.length };
+  uploader.offerBytes(catalogRef.id, catalog);
+  const entry: ManifestAccount = {
+    id,
+    recipient: record.recipient,
+    snapshot: snapRef,
+    wrapped: wrappedRef,
+    blobs: catalogRef,
+    messages,
+    bytes,
+  };
+  const cache: AccountCache = { fingerprint: read.fingerprint, plainHash, entry };
+  return { entry, cache, caches, drops, lists };
 }
 
 /** Records a failed run, so `hearth backup status` and `hearth doctor` can show it. */

@@ -18,11 +18,13 @@ import { openSealed, sealToRecipient } from "../src/crypto/age.ts";
 import { backupClientFor } from "../sync/backup/relay.ts";
 import {
   batchObjects,
+  decodeBlobDelta,
   decodeBlobList,
   decodeCatalog,
   type Manifest,
   objectIdOf,
   type ObjectRef,
+  resolveBlobList,
   verifyManifest,
 } from "../sync/backup/format.ts";
 import type { BackupDeps, BackupPeerRecord } from "./backup.ts";
@@ -139,10 +141,16 @@ export async function drillPeer(
       await check(a.wrapped, `the wrapped key of account ${a.id}`);
       const catalog = decodeCatalog(await check(a.blobs, `the catalog of account ${a.id}`));
       await checkMany(pick(catalog.units, 2).map((u) => [u, `a state unit of account ${a.id}`]));
-      const blobs = [];
       const lists = pick(catalog.buckets, 4);
       const listBytes = await checkMany(lists.map((b) => [b, `a blob list of account ${a.id}`]));
-      for (const b of lists) blobs.push(...decodeBlobList(listBytes.get(b.id)!));
+      // Every delta (a few small objects): what they removed is not sampled, what they added is.
+      const deltaBytes = await checkMany(
+        catalog.deltas.map((d) => [d, `a blob list delta of account ${a.id}`]),
+      );
+      const blobs = resolveBlobList(
+        lists.map((b) => decodeBlobList(listBytes.get(b.id)!)),
+        catalog.deltas.map((d) => decodeBlobDelta(deltaBytes.get(d.id)!)),
+      );
       const picked = pick(blobs, size);
       const got = await checkMany(picked.flatMap((b): [ObjectRef, string][] => [
         [b, `message ${b.id} of account ${a.id}`],

@@ -24,13 +24,16 @@ import { BackupClient, type RestoreStart } from "../sync/backup/client.ts";
 import { backupClientFor, isRelayUrl } from "../sync/backup/relay.ts";
 import {
   batchObjects,
+  type BlobDelta,
   type BlobEntry,
+  decodeBlobDelta,
   decodeBlobList,
   decodeCatalog,
   type Manifest,
   objectIdOf,
   type ObjectRef,
   parseGrant,
+  resolveBlobList,
   verifyManifest,
 } from "../sync/backup/format.ts";
 import { type AccountSnapshot, decodeTagged, gunzip, unitOf } from "./backup.ts";
@@ -367,13 +370,17 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
       }
       entries.push(...unitEntries);
     }
-    const blobList: BlobEntry[] = [];
+    const lists: BlobEntry[][] = [];
     for (const b of catalog.buckets) {
-      blobList.push(
-        ...decodeBlobList(await fetchVerified(client, b, `a blob list of account ${a.id}`)),
+      lists.push(decodeBlobList(await fetchVerified(client, b, `a blob list of account ${a.id}`)));
+    }
+    const deltas: BlobDelta[] = [];
+    for (const d of catalog.deltas) {
+      deltas.push(
+        decodeBlobDelta(await fetchVerified(client, d, `a blob list delta of account ${a.id}`)),
       );
     }
-    plans.push({ snapshot: { ...snapshot, entries }, blobs: blobList });
+    plans.push({ snapshot: { ...snapshot, entries }, blobs: resolveBlobList(lists, deltas) });
   }
   const first = plans[0].snapshot;
   const saved = (first.config ?? {}) as Partial<HearthConfig>;

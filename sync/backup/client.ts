@@ -12,6 +12,7 @@
  */
 import type { SigningKey } from "../../src/crypto/device.ts";
 import { signRequest } from "../../src/wire/signed_request.ts";
+import type { ObjectBatch } from "./batch.ts";
 import {
   batchSummary,
   decodeObjectBatch,
@@ -149,6 +150,18 @@ export class BackupClient {
       encodeObjectBatch(items, scratch),
       this.#keyId,
       batchSummary(items),
+    );
+    return (await res.json()) as { stored: number; already: number };
+  }
+
+  /** Uploads a batch built in place (batch.ts); its buffer may be reused once this resolves. */
+  async putBatch(batch: ObjectBatch): Promise<{ stored: number; already: number }> {
+    const res = await this.#request(
+      "POST",
+      "/objects",
+      batch.body(),
+      this.#keyId,
+      batch.summary(),
     );
     return (await res.json()) as { stored: number; already: number };
   }

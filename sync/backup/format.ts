@@ -200,14 +200,18 @@ function unpackLines(bytes: Uint8Array, what: string): string {
 export function decodeBlobList(bytes: Uint8Array): BlobEntry[] {
   const text = unpackLines(bytes, "blob list");
   if (!text) return [];
+  return decodeBlobLines(text.split("\n"), "blob list");
+}
+
+function decodeBlobLines(lines: string[], what: string): BlobEntry[] {
   const size = (s: string | undefined) => /^\d+$/.test(s ?? "");
-  return text.split("\n").map((line) => {
+  return lines.map((line) => {
     const [id, n, indexId, indexSize] = line.split(" ");
     const withIndex = indexId !== undefined;
     if (
       !isObjectId(id) || !size(n) || (withIndex && (!isObjectId(indexId) || !size(indexSize)))
     ) {
-      throw new ProtocolError("BAD", "a blob list object is damaged");
+      throw new ProtocolError("BAD", `a ${what} object is damaged`);
     }
     const entry: BlobEntry = { id, size: Number(n) };
     if (withIndex) entry.index = { id: indexId, size: Number(indexSize) };
@@ -284,33 +288,102 @@ export function decodeObjectBatch(body: Uint8Array): { id: string; bytes: Uint8A
 
 /**
  * An account's catalog object: the blob list split in buckets (by the first two hex digits of
- * the blob id, so new mail rewrites only the buckets it falls in) and the sealed units of its
- * state (snapshot generations, log entries, document generations, sent once each).
+ * the blob id), the deltas appended since the buckets were last written (in order; see
+ * {@linkcode BlobDelta}), and the sealed units of its state (snapshot generations, log entries,
+ * document generations, sent once each).
  */
 export interface Catalog {
   buckets: ObjectRef[];
   units: ObjectRef[];
+  /** Applied over the buckets, first to last. */
+  deltas: ObjectRef[];
 }
 
-export function encodeCatalog(c: Catalog): Uint8Array {
+export function encodeCatalog(c: Omit<Catalog, "deltas"> & { deltas?: ObjectRef[] }): Uint8Array {
   const lines = [
     ...c.buckets.map((b) => `b ${b.id} ${b.size}`),
     ...c.units.map((u) => `u ${u.id} ${u.size}`),
+    // The position keeps the order through the sort (and makes two equal deltas distinct).
+    ...(c.deltas ?? []).map((d, i) => `d ${String(i).padStart(6, "0")} ${d.id} ${d.size}`),
   ].sort();
   return packLines(lines);
 }
 
 /** Decodes a catalog; ProtocolError when it is not one. */
 export function decodeCatalog(bytes: Uint8Array): Catalog {
-  const out: Catalog = { buckets: [], units: [] };
+  const out: Catalog = { buckets: [], units: [], deltas: [] };
   const text = unpackLines(bytes, "catalog");
   if (!text) return out;
+  const damaged = () => new ProtocolError("BAD", "a catalog object is damaged");
   for (const line of text.split("\n")) {
-    const [kind, id, size] = line.split(" ");
+    const parts = line.split(" ");
+    if (parts[0] === "d") {
+      const [, pos, id, size] = parts;
+      if (
+        pos !== String(out.deltas.length).padStart(6, "0") || !isObjectId(id) ||
+        !/^\d+$/.test(size ?? "")
+      ) throw damaged();
+      out.deltas.push({ id, size: Number(size) });
+      continue;
+    }
+    const [kind, id, size] = parts;
     if ((kind !== "b" && kind !== "u") || !isObjectId(id) || !/^\d+$/.test(size ?? "")) {
-      throw new ProtocolError("BAD", "a catalog object is damaged");
+      throw damaged();
     }
     (kind === "b" ? out.buckets : out.units).push({ id, size: Number(size) });
   }
   return out;
+}
+
+/**
+ * What one run changed in an account's blob list: entries added (or whose index object
+ * changed: an arrival indexed since) and blob ids removed (expunged). Appended to the catalog
+ * instead of rewriting the buckets those entries fall in; the home box folds the deltas into
+ * the buckets now and then (home/backup_lists.ts).
+ */
+export interface BlobDelta {
+  added: BlobEntry[];
+  removed: string[];
+}
+
+/** Encodes a delta: blob list lines for the additions, `-id` lines for removals; gzip. */
+export function encodeBlobDelta(d: BlobDelta): Uint8Array {
+  const lines = [
+    ...d.added.map((b) =>
+      b.index ? `${b.id} ${b.size} ${b.index.id} ${b.index.size}` : `${b.id} ${b.size}`
+    ),
+    ...d.removed.map((id) => `-${id}`),
+  ].sort();
+  return packLines(lines);
+}
+
+/** Decodes a delta; ProtocolError when it is not one. */
+export function decodeBlobDelta(bytes: Uint8Array): BlobDelta {
+  const text = unpackLines(bytes, "blob list delta");
+  const out: BlobDelta = { added: [], removed: [] };
+  if (!text) return out;
+  const adds: string[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("-")) {
+      adds.push(line);
+      continue;
+    }
+    if (!isObjectId(line.slice(1))) {
+      throw new ProtocolError("BAD", "a blob list delta object is damaged");
+    }
+    out.removed.push(line.slice(1));
+  }
+  out.added = decodeBlobLines(adds, "blob list delta");
+  return out;
+}
+
+/** The account's blob list: the buckets' entries with the deltas applied in order. */
+export function resolveBlobList(buckets: BlobEntry[][], deltas: BlobDelta[]): BlobEntry[] {
+  const byId = new Map<string, BlobEntry>();
+  for (const list of buckets) for (const e of list) byId.set(e.id, e);
+  for (const d of deltas) {
+    for (const id of d.removed) byId.delete(id);
+    for (const e of d.added) byId.set(e.id, e);
+  }
+  return [...byId.values()];
 }

@@ -19,12 +19,16 @@ import { ProtocolError } from "../../src/errors.ts";
 import { commitRetrying } from "../../src/kv.ts";
 import { limits } from "../../src/limits.ts";
 import {
+  type BlobDelta,
+  type BlobEntry,
   blobListIds,
+  decodeBlobDelta,
   decodeBlobList,
   decodeCatalog,
   type Manifest,
   manifestRefs,
   objectIdOf,
+  resolveBlobList,
   type SignedManifest,
   verifyManifest,
 } from "./format.ts";
@@ -323,12 +327,20 @@ export class BackupHostStore {
     for (const a of m.accounts) {
       const catalog = await read(a.blobs.id);
       if (!catalog) continue;
-      const { buckets, units } = decodeCatalog(catalog);
-      for (const r of [...buckets, ...units]) ids.push(r.id);
+      const { buckets, units, deltas } = decodeCatalog(catalog);
+      for (const r of [...buckets, ...units, ...deltas]) ids.push(r.id);
+      const lists: BlobEntry[][] = [];
       for (const b of buckets) {
         const bucket = await read(b.id);
-        if (bucket) ids.push(...blobListIds(decodeBlobList(bucket)));
+        if (bucket) lists.push(decodeBlobList(bucket));
       }
+      // What the deltas removed is no longer named (a due prune may collect it).
+      const changes: BlobDelta[] = [];
+      for (const d of deltas) {
+        const delta = await read(d.id);
+        if (delta) changes.push(decodeBlobDelta(delta));
+      }
+      ids.push(...blobListIds(resolveBlobList(lists, changes)));
     }
     return ids;
   }

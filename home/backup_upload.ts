@@ -1,0 +1,350 @@
+/**
+ * The upload pipeline of a replication run (docs/backup.md, "Uploads"): object
+ * ids are offered while the account is still being read; they are checked with
+ * the host (`missing`) a thousand at a time, and what it lacks is read straight
+ * into a reused batch buffer (blobs from their files, or from KV while staged)
+ * and sent, several batches in flight. Nothing waits for the whole account to be
+ * listed or every blob to be stat'ed before the first byte moves, and a run
+ * allocates one buffer per batch in flight rather than one per object.
+ *
+ * @example
+ * ```ts
+ * const up = new ObjectUploader({ client, blobs, staging });
+ * up.offerBlob(id);             // read from disk if the host lacks it
+ * up.offerBytes(id2, bytes);    // an object built in memory
+ * await up.blobsSized();        // every offered blob's size is known (up.sizes)
+ * await up.finish();            // everything offered is at the host
+ * ```
+ */
+import { ObjectBatch } from "../sync/backup/batch.ts";
+import { type BackupClient, BackupHostError } from "../sync/backup/client.ts";
+import { batchBytes, batchObjects, objectIdOf } from "../sync/backup/format.ts";
+import type { BlobStore } from "./store/blobs.ts";
+import type { StagedBlobs } from "./store/staging.ts";
+
+/** Progress of one replication run. */
+export interface BackupProgress {
+  objects: number;
+  totalObjects: number;
+  bytes: number;
+  totalBytes: number;
+  elapsedMs: number;
+}
+
+export interface UploaderOptions {
+  client: BackupClient;
+  blobs: BlobStore;
+  staging: StagedBlobs;
+  /** Batches in flight (each with its own buffer): the host writes one while the next arrives. */
+  inFlight?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: BackupProgress) => void;
+}
+
+/** Ids per `missing` request while streaming (the host answers up to 10,000). */
+const checkEvery = 1000;
+/** Files opened and read at once while filling a batch. */
+const readAhead = 32;
+const capacity = batchBytes + 36 * batchObjects;
+
+type Source = { kind: "blob" } | { kind: "bytes"; bytes: Uint8Array };
+
+export class ObjectUploader {
+  readonly #o: UploaderOptions;
+  readonly #started = Date.now();
+  readonly #offered = new Map<string, Source>();
+  #unchecked: string[] = [];
+  #queue: string[] = [];
+  /** Blobs the host already holds: their sizes come from a stat. */
+  #present: string[] = [];
+  /** Blobs the host lacks: their sizes are learnt when they are read into a batch. */
+  #lackingBlobs: string[] = [];
+  #checks: Promise<void> = Promise.resolve();
+  #pendingChecks = 0;
+  #closed = false;
+  #error: unknown = null;
+  #wake: (() => void)[] = [];
+  readonly #workers: Promise<void>[];
+  /** Sizes of the blobs offered: read (or stat'ed) so far; null when the blob is not on disk. */
+  readonly sizes = new Map<string, number | null>();
+  readonly progress: BackupProgress = {
+    objects: 0,
+    totalObjects: 0,
+    bytes: 0,
+    totalBytes: 0,
+    elapsedMs: 0,
+  };
+
+  constructor(opts: UploaderOptions) {
+    this.#o = opts;
+    this.#workers = Array.from({ length: opts.inFlight ?? 3 }, () => this.#worker());
+  }
+
+  /** A blob to send if the host lacks it (its size is learnt on the way). */
+  offerBlob(id: string): void {
+    if (this.#offered.has(id)) return;
+    this.#offered.set(id, { kind: "blob" });
+    this.#unchecked.push(id);
+    if (this.#unchecked.length >= checkEvery) this.#check();
+  }
+
+  /** Looks for a blob again that was on no disk (an expunge's clean-up, or a spill, racing). */
+  retryBlob(id: string): void {
+    this.#offered.delete(id);
+    this.sizes.delete(id);
+    this.#lackingBlobs = this.#lackingBlobs.filter((x) => x !== id);
+    this.#present = this.#present.filter((x) => x !== id);
+    this.offerBlob(id);
+  }
+
+  /** An object built in memory, to send if the host lacks it. */
+  offerBytes(id: string, bytes: Uint8Array): void {
+    if (this.#offered.has(id)) return;
+    this.#offered.set(id, { kind: "bytes", bytes });
+    this.#unchecked.push(id);
+    if (this.#unchecked.length >= checkEvery) this.#check();
+  }
+
+  #check() {
+    const ids = this.#unchecked;
+    this.#unchecked = [];
+    if (!ids.length) return;
+    this.#pendingChecks++;
+    this.#checks = this.#checks.then(async () => {
+      try {
+        if (this.#error) return;
+        const missing = await this.#o.client.missing(ids);
+        const lacking = new Set(missing);
+        for (const id of ids) {
+          if (!this.#isBlob(id)) continue;
+          if (lacking.has(id)) this.#lackingBlobs.push(id);
+          else this.#present.push(id);
+        }
+        this.#queue.push(...missing);
+        this.progress.totalObjects += missing.length;
+      } catch (e) {
+        this.#fail(e);
+      } finally {
+        this.#pendingChecks--;
+        this.#notify();
+      }
+    });
+  }
+
+  #fail(e: unknown) {
+    this.#error ??= e;
+    this.#notify();
+  }
+
+  #notify() {
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const w of wake) w();
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((r) => this.#wake.push(r));
+  }
+
+  /** More may come to the queue: offers not closed, or a check not answered. */
+  #moreComing() {
+    return !this.#closed || this.#pendingChecks > 0 || this.#unchecked.length > 0;
+  }
+
+  async #worker() {
+    const batch = new ObjectBatch(capacity);
+    const views: Uint8Array[] = [];
+    while (!this.#error) {
+      if (this.#o.signal?.aborted) return;
+      if (!this.#queue.length) {
+        if (!this.#moreComing()) return;
+        await this.#wait();
+        continue;
+      }
+      try {
+        batch.reset(capacity);
+        views.length = 0;
+        // Fill until full; a batch under half full waits for more while the account is read.
+        while (!this.#error) {
+          if (!this.#queue.length) {
+            if (batch.count >= batchObjects / 2 || !this.#moreComing()) break;
+            await this.#wait();
+            continue;
+          }
+          const more = await this.#fill(batch, views);
+          // Sizes are known now: wake whoever waits for them (blobsSized).
+          this.#notify();
+          if (!more) break;
+        }
+        if (!batch.count || this.#error) continue;
+        await this.#send(batch, views);
+      } catch (e) {
+        this.#fail(e);
+      } finally {
+        this.#notify();
+      }
+    }
+  }
+
+  /** Moves up to `readAhead` queued objects into the batch; false when the batch is full. */
+  async #fill(batch: ObjectBatch, views: Uint8Array[]): Promise<boolean> {
+    const ids = this.#queue.splice(0, readAhead);
+    const opened = await Promise.all(ids.map((id) => this.#open(id)));
+    const reads: Promise<void>[] = [];
+    let full = false;
+    for (let i = 0; i < ids.length; i++) {
+      const o = opened[i];
+      if (full || (o && !batch.fits(o.size))) {
+        // Not this batch: back to the front of the queue, in order.
+        full = true;
+        o?.close();
+        continue;
+      }
+      if (!o) continue; // gone from the disk: reported by the run, not sent
+      const into = batch.reserve(ids[i], o.size);
+      views.push(into);
+      reads.push(o.readInto(into));
+    }
+    if (full) {
+      const back = ids.filter((id, i) => !batch.ids.includes(id) && opened[i]);
+      this.#queue.unshift(...back);
+    }
+    await Promise.all(reads);
+    return !full;
+  }
+
+  /** An object's size and a way to read it into a buffer; null for a blob on no disk. */
+  async #open(
+    id: string,
+  ): Promise<
+    { size: number; readInto: (b: Uint8Array) => Promise<void>; close: () => void } | null
+  > {
+    const src = this.#offered.get(id)!;
+    if (src.kind === "bytes") {
+      return {
+        size: src.bytes.length,
+        readInto: (b) => Promise.resolve(b.set(src.bytes)),
+        close: () => {},
+      };
+    }
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#o.blobs.pathOf(id), { read: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      // Not spilled to its file yet: staged in KV.
+      const bytes = await this.#o.staging.get(id).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) return null;
+        throw e;
+      });
+      this.sizes.set(id, bytes?.length ?? null);
+      if (!bytes) return null;
+      return {
+        size: bytes.length,
+        readInto: (b) => Promise.resolve(b.set(bytes)),
+        close: () => {},
+      };
+    }
+    let size: number;
+    try {
+      size = (await file.stat()).size;
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    this.sizes.set(id, size);
+    return {
+      size,
+      readInto: async (b) => {
+        try {
+          let got = 0;
+          while (got < b.length) {
+            const n = await file.read(b.subarray(got));
+            if (n === null) throw new Error(`blob ${id} changed size while being read`);
+            got += n;
+          }
+        } finally {
+          file.close();
+        }
+      },
+      close: () => file.close(),
+    };
+  }
+
+  async #send(batch: ObjectBatch, views: Uint8Array[]) {
+    await this.#o.client.putBatch(batch).catch((e) => {
+      if (!(e instanceof BackupHostError) || e.status !== 400) throw e;
+      const bad = batch.ids.findIndex((id, i) => objectIdOf(views[i]) !== id);
+      throw bad >= 0
+        ? new Error(`blob ${batch.ids[bad]} is damaged on this disk (its digest does not match)`)
+        : e;
+    });
+    const p = this.progress;
+    p.objects += batch.count;
+    p.bytes += batch.objectBytes;
+    p.elapsedMs = Date.now() - this.#started;
+    // Bytes still to go, estimated from the average object so far.
+    p.totalBytes = p.objects ? Math.round(p.bytes / p.objects * p.totalObjects) : p.bytes;
+    this.#o.onProgress?.(p);
+  }
+
+  /**
+   * Resolves once every blob offered so far has a size (read into a batch, or
+   * stat'ed when the host already holds it); rejects with a run's failure.
+   */
+  async blobsSized(): Promise<void> {
+    this.#check();
+    while (true) {
+      if (this.#error) throw this.#error;
+      if (!this.#pendingChecks && this.#lackingBlobs.every((id) => this.sizes.has(id))) break;
+      await this.#wait();
+    }
+    await this.#checks;
+    const present = this.#present.filter((id) => !this.sizes.has(id));
+    let next = 0;
+    const stat = async () => {
+      while (next < present.length) {
+        const id = present[next++];
+        this.sizes.set(id, await this.#statBlob(id));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, present.length) }, stat));
+    if (this.#error) throw this.#error;
+  }
+
+  #isBlob(id: string) {
+    return this.#offered.get(id)?.kind === "blob";
+  }
+
+  async #statBlob(id: string): Promise<number | null> {
+    try {
+      return (await Deno.stat(this.#o.blobs.pathOf(id))).size;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return await this.#o.staging.get(id).then((b) => b.length, (e) => {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    });
+  }
+
+  /** Resolves when everything offered is at the host; no more offers after this. */
+  async finish(): Promise<void> {
+    this.#check();
+    this.#closed = true;
+    this.#notify();
+    await Promise.all(this.#workers);
+    await this.#checks;
+    if (this.#error) throw this.#error;
+    if (this.#o.signal?.aborted) {
+      throw new Error("stopped; the next run resumes where this one ended");
+    }
+  }
+
+  /** Stops the workers after a failure elsewhere in the run. */
+  async abandon(): Promise<void> {
+    this.#fail(new Error("abandoned"));
+    await Promise.allSettled(this.#workers);
+    await this.#checks.catch(() => {});
+  }
+}
