@@ -422,7 +422,7 @@ async function runHearth(
       for (const raw of change) await imap.append("INBOX", raw);
       const pick = picks.slice(round * options.flagged, (round + 1) * options.flagged);
       await imap.command(`UID STORE ${pick.map((i) => uids[i]).join(",")} +FLAGS.SILENT (\\Seen)`);
-      // The home gathers its changes for 300 ms, then seals and posts them to the relay.
+      // The home gathers its changes for 1 s, then seals and posts them to the relay.
       await sleep(3_000);
       const want = count + change.length * (round + 1);
       const wantSeen = options.flagged * (round + 1);

@@ -283,7 +283,11 @@ export interface PhoneServiceOptions {
   registry: AccountRegistry;
   link: EdgeLinkConfig;
   waitSeconds?: number;
-  /** Delay that gathers the home's changes into one message per phone. */
+  /**
+   * Delay that gathers the home's changes into one message per phone (1 s: a burst of arrivals
+   * becomes one envelope rather than one per arrival, each with its own sealing overhead and
+   * summary batch; a phone woken by push does not notice the second).
+   */
   pushDelayMs?: number;
 }
 
@@ -463,7 +467,7 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
       acct.timer = setTimeout(() => {
         acct.timer = undefined;
         pushChanges(acct).catch((e) => log.warn("phone.push-failed", { error: e }));
-      }, opts.pushDelayMs ?? 300);
+      }, opts.pushDelayMs ?? 1_000);
     });
     accounts.set(account, acct);
     // What happened while no document was open (mail fetched from the edge, IMAP changes)

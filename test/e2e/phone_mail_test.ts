@@ -122,7 +122,8 @@ Deno.test("phone: summaries in one sync, read through the relay, send with one S
     await box.deliver(
       appendedMessage("Platypus sighting", "A platypus swam past the jetty at noon, twice."),
     );
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The home gathers its changes for a second before it sends them (home/phones.ts).
+    await new Promise((r) => setTimeout(r, 3_000));
     const report = await phone.sync();
     assertEquals(report.requests, 1);
     const fresh = phone.list("INBOX").find((m) => m.summary?.subject === "Platypus sighting");

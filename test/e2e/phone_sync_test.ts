@@ -117,8 +117,9 @@ Deno.test("phone and IMAP client change flags at once; one phone sync merges all
     for (const id of phoneIds) await phone.flag(id, ["\\Seen"]);
     await writer.mailboxOpen("INBOX");
     await writer.messageFlagsAdd("31:60", ["\\Flagged"]);
-    // The home sends its changes to the phone's relay mailbox shortly after recording them.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The home sends its changes to the phone's relay mailbox a second after recording them
+    // (home/phones.ts gathers them into one message per phone).
+    await new Promise((r) => setTimeout(r, 3_000));
 
     const report = await phone.sync();
     const flagged = phone.list("INBOX").filter((m) => m.flags.includes("\\Flagged")).length;
