@@ -14,11 +14,10 @@ import { encodeEnvelopes, lanExchangePath } from "../../sync/lan.ts";
 import { encodeMessage, type SyncMessage } from "../../sync/messages.ts";
 import { splitPayload } from "../../sync/parts.ts";
 import { SyncPeer } from "../../sync/peer.ts";
-import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
+import type { Phone } from "../../sync/phone/client.ts";
 import { appendedMessage } from "./messages.ts";
+import { pairPhone as pairWithCli } from "./phone_pairing.ts";
 import { pickFreePort, startTestBox, type TestBox, waitFor } from "./harness.ts";
-
-const repoRoot = new URL("../../", import.meta.url).pathname;
 
 function imap(box: TestBox) {
   return new ImapFlow({
@@ -53,42 +52,8 @@ class CountingFetch {
 }
 
 /** Pairs a phone through `hearth phone pair ADDRESS --lan-url URL` (the CLI). */
-async function pairPhone(box: TestBox, lanUrl: string, counting: CountingFetch): Promise<Phone> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "main.ts",
-      "phone",
-      "pair",
-      box.address,
-      "--password-stdin",
-      "--lan-url",
-      lanUrl,
-    ],
-    cwd: repoRoot,
-    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(box.password + "\n"));
-  await w.close();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/hearth phone join (\S+)/.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`hearth phone pair ended: ${out}`);
-    out += value;
-  }
-  const phone = await Phone.join(out.match(/hearth phone join (\S+)/)![1], new MemoryStorage(), {
-    waitMs: 20_000,
-    fetch: counting.fetch,
-  });
-  while (!(await reader.read()).done) { /* drain */ }
-  assert((await child.status).success);
-  return phone;
+function pairPhone(box: TestBox, lanUrl: string, counting: CountingFetch): Promise<Phone> {
+  return pairWithCli(box, { pairArgs: ["--lan-url", lanUrl], join: { fetch: counting.fetch } });
 }
 
 async function setUp(opts: { http: boolean; lanUrl?: (box: TestBox) => string }) {

@@ -14,6 +14,7 @@ import { DirectoryStorage } from "../../sync/phone/directory_storage.ts";
 import { Phone } from "../../sync/phone/client.ts";
 import { startFakeMx } from "../src/queue/fake_mx.ts";
 import { appendedMessage } from "./messages.ts";
+import { pairPhone as pairWithCli } from "./phone_pairing.ts";
 import { startHomeProcess, startTestBox, type TestBox, waitFor } from "./harness.ts";
 import { RawImap } from "./raw_imap.ts";
 import { scanForPlaintext } from "./plaintext_scan.ts";
@@ -45,30 +46,8 @@ async function hearthPhone(dir: string, args: string[], stdin?: string) {
 }
 
 /** Pairs a phone kept in `dir` with the box's account (`hearth phone pair`, then join). */
-async function pairPhone(box: TestBox, dir: string): Promise<Phone> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", "phone", "pair", box.address, "--password-stdin"],
-    cwd: repoRoot,
-    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(box.password + "\n"));
-  await w.close();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/hearth phone join (\S+)/.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`hearth phone pair ended: ${out}`);
-    out += value;
-  }
-  const code = out.match(/hearth phone join (\S+)/)![1];
-  const phone = await Phone.join(code, new DirectoryStorage(dir), { waitMs: 20_000 });
-  while (!(await reader.read()).done) { /* drain */ }
-  assert((await child.status).success);
-  return phone;
+function pairPhone(box: TestBox, dir: string): Promise<Phone> {
+  return pairWithCli(box, { storage: new DirectoryStorage(dir) });
 }
 
 async function login(port: number, address: string, password: string): Promise<RawImap> {

@@ -6,17 +6,10 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { startEdge } from "../../edge/main.ts";
 import { RecordingPushSender } from "../../edge/push.ts";
 import { openSealed } from "../../src/crypto/age.ts";
-import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
+import type { Phone } from "../../sync/phone/client.ts";
 import { appendedMessage } from "./messages.ts";
-import {
-  type HomeProcess,
-  startHomeProcess,
-  startTestBox,
-  type TestBox,
-  waitFor,
-} from "./harness.ts";
-
-const repoRoot = new URL("../../", import.meta.url).pathname;
+import { pairPhone } from "./phone_pairing.ts";
+import { type HomeProcess, startHomeProcess, startTestBox, waitFor } from "./harness.ts";
 
 const subscription = {
   endpoint: "https://push.example/sub/phone",
@@ -26,34 +19,6 @@ const subscription = {
     auth: "AAAAAAAAAAAAAAAAAAAAAA",
   },
 };
-
-/** Pairs a phone with the box's account through `hearth phone pair` (the CLI). */
-async function pairPhone(box: TestBox): Promise<Phone> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", "phone", "pair", box.address, "--password-stdin"],
-    cwd: repoRoot,
-    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(box.password + "\n"));
-  await w.close();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/hearth phone join (\S+)/.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`hearth phone pair ended: ${out}`);
-    out += value;
-  }
-  const phone = await Phone.join(out.match(/hearth phone join (\S+)/)![1], new MemoryStorage(), {
-    waitMs: 20_000,
-  });
-  while (!(await reader.read()).done) { /* drain */ }
-  assert((await child.status).success);
-  return phone;
-}
 
 /** A phone app that syncs exactly once per push, and never otherwise. */
 function pushDriven(phone: Phone, sender: RecordingPushSender) {

@@ -16,12 +16,12 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type Edge, startEdge } from "../../edge/main.ts";
 import { log } from "../../src/log.ts";
-import { MemoryStorage, Phone } from "../../sync/phone/client.ts";
+import type { Phone } from "../../sync/phone/client.ts";
 import { type HomeProcess, startHomeProcess, waitFor } from "../e2e/harness.ts";
+import { pairPhone } from "../e2e/phone_pairing.ts";
 import { RawImap } from "../e2e/raw_imap.ts";
 import { RawSmtp } from "../e2e/raw_smtp.ts";
 
-const repoRoot = new URL("../../", import.meta.url).pathname;
 /** The keyword the phone sets. */
 const phoneFlag = "$Phone";
 
@@ -155,35 +155,6 @@ async function phoneLoad(phone: Phone, acked: Acked, stop: () => boolean) {
 /** The EMAILID the home's IMAP server gives the message with this blob (RFC 8474 §5.1). */
 function emailId(blob: string): string {
   return `M${blob.slice(0, 24)}`;
-}
-
-/** Runs `hearth phone pair` beside the running box and joins with the code it prints. */
-async function pairPhone(box: HomeProcess): Promise<Phone> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", "phone", "pair", box.address, "--password-stdin"],
-    cwd: repoRoot,
-    env: { NO_COLOR: "1", HEARTH_DATA: box.dataDir },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-    signal: AbortSignal.timeout(60_000),
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(box.password + "\n"));
-  await w.close();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/hearth phone join (\S+)/.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`hearth phone pair ended: ${out}`);
-    out += value;
-  }
-  const phone = await Phone.join(out.match(/hearth phone join (\S+)/)![1], new MemoryStorage(), {
-    waitMs: 30_000,
-  });
-  while (!(await reader.read()).done) { /* drain */ }
-  assert((await child.status).success, `hearth phone pair failed: ${out}`);
-  return phone;
 }
 
 /** Items the edge still holds for its (one) home. */
