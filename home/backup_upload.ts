@@ -44,7 +44,7 @@ export interface UploaderOptions {
 /** Ids per `missing` request while streaming (the host answers up to 10,000). */
 const checkEvery = 1000;
 /** Files opened and read at once while filling a batch. */
-const readAhead = 32;
+const readAhead = 8;
 const capacity = batchBytes + 36 * batchObjects;
 
 type Source = { kind: "blob" } | { kind: "bytes"; bytes: Uint8Array };
@@ -77,7 +77,7 @@ export class ObjectUploader {
 
   constructor(opts: UploaderOptions) {
     this.#o = opts;
-    this.#workers = Array.from({ length: opts.inFlight ?? 3 }, () => this.#worker());
+    this.#workers = Array.from({ length: opts.inFlight ?? 2 }, () => this.#worker());
   }
 
   /** A blob to send if the host lacks it (its size is learnt on the way). */

@@ -28,7 +28,6 @@ import {
   type SignedManifest,
 } from "./format.ts";
 import type { BackupHostStore } from "./host_store.ts";
-import { BodyPool } from "./body_pool.ts";
 
 export interface BackupHostDeps {
   store: BackupHostStore;
@@ -38,8 +37,7 @@ export interface BackupHostDeps {
 type Env = { Variables: { body: Uint8Array | null; keyId: string } };
 
 // One object at the limit, with its batch framing (bodies are read before the signature check).
-const maxBodyBytes = limits.backupObjectBytes + 64 * 1024;
-const bodyOf = (c: Context) => readBody(c.req.raw, maxBodyBytes);
+const bodyOf = (c: Context) => readBody(c.req.raw, limits.backupObjectBytes + 64 * 1024);
 const jsonOf = jsonObject;
 const pathOf = (c: Context) => requestPath(c.req.raw);
 
@@ -150,37 +148,22 @@ export function createBackupHostApp(deps: BackupHostDeps): Hono<Env> {
   });
 
   /** Signed by the pinned key; `read` also admits a restore session's key. */
-  const signed = (
-    read: boolean,
-    signedPart?: (body: Uint8Array) => Uint8Array,
-    pool?: BodyPool,
-  ) =>
+  const signed = (read: boolean, signedPart?: (body: Uint8Array) => Uint8Array) =>
     (async (c, next) => {
       const peer = peerOf(c);
-      const pooled = pool ? await pool.read(c.req.raw, maxBodyBytes) : null;
-      try {
-        const body = pooled ? pooled.body : await bodyOf(c);
-        const part = signedPart ? signedPart(body ?? new Uint8Array()) : body;
-        const keyId = await verify(c, part, (id) => store.keyFor(peer, id, read));
-        c.set("body", body);
-        c.set("keyId", keyId);
-        if (keyId === peer) await store.touch(peer);
-        await next();
-      } finally {
-        // The handler has written the pack (or failed): the buffer serves the next batch.
-        pooled?.release();
-      }
+      const body = await bodyOf(c);
+      const part = signedPart ? signedPart(body ?? new Uint8Array()) : body;
+      const keyId = await verify(c, part, (id) => store.keyFor(peer, id, read));
+      c.set("body", body);
+      c.set("keyId", keyId);
+      if (keyId === peer) await store.touch(peer);
+      await next();
     }) as MiddlewareHandler<Env>;
   const reader = signed(true);
   const writer = signed(false);
   // A batch is signed over its framing (ids and lengths): each object's bytes are bound to its
   // id by the digest check that follows, so every byte of the body is covered, hashed once.
-  // Its body is read into a reused buffer (body_pool.ts).
-  const batchWriter = signed(
-    false,
-    (body) => batchSummary(decodeObjectBatch(body)),
-    new BodyPool(batchBytes + 36 * batchObjects),
-  );
+  const batchWriter = signed(false, (body) => batchSummary(decodeObjectBatch(body)));
 
   app.get("/v1/backup/peers/:peer/status", reader, async (c) => {
     const rec = (await store.peer(peerOf(c)))!;
