@@ -24,7 +24,7 @@ const USAGE =
                   [--keep]
   IMAP: [--messages N] [--runs N] [--only hearth|dovecot] [--seed N] [--json FILE]
   SMTP: [--smtp-messages N] [--smtp-concurrency 1,4,16] [--smtp-size BYTES]
-        [--smtp-only hearth|postfix] [--smtp-rounds N]
+        [--smtp-only hearth|postfix] [--smtp-rounds N] [--smtp-warmup N]
   edge: [--edge-messages N] [--edge-concurrency 1,16,64] [--edge-smtp-messages N]
         [--edge-smtp-concurrency 1,4,16] [--edge-size BYTES] [--edge-seconds S]
   import: [--import-messages N] (hearth import against mbsync, from a private Dovecot)
