@@ -66,6 +66,23 @@ export class UsageError extends Error {
  * operating system's ENOSPC or SQLite's SQLITE_FULL. Servers answer it as a
  * temporary failure (SMTP `452 4.3.1`, IMAP `NO [OVERQUOTA]`).
  */
+/**
+ * Whether `e` (or its cause) is an input/output error of the disk (EIO, a read-only file system,
+ * SQLite's I/O error) or a full disk: a temporary failure of the storage, not a bug.
+ */
+export function isIoError(e: unknown): boolean {
+  if (isDiskFull(e)) return true;
+  for (let x = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (code === "EIO" || code === "EROFS" || code === "EDQUOT") return true;
+    const text = String((x as { message?: unknown }).message ?? x);
+    if (/Input\/output error|os error (5|30|122)\b|disk I\/O error|SQLITE_IOERR/i.test(text)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 export function isDiskFull(e: unknown): boolean {
   for (let x = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
     if ((x as { code?: unknown }).code === "ENOSPC") return true;

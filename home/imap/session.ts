@@ -3,7 +3,7 @@
  * command legality table checked before dispatch, and the one place where a
  * {@linkcode ProtocolError} becomes a tagged `NO`/`BAD`.
  */
-import { isDiskFull, ProtocolError } from "../../src/errors.ts";
+import { isDiskFull, isIoError, ProtocolError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import type { Command, TaggedCommand } from "./ast.ts";
@@ -189,7 +189,7 @@ export class Session {
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.#flushUpdates(command);
-        if (e.imapCode === "SERVERBUG" && isDiskFull(e)) {
+        if (e.imapCode === "UNAVAILABLE" && isDiskFull(e)) {
           this.w.tagged(tag, "NO", "The server's disk is full; try again later", "OVERQUOTA");
           await this.flushOutput();
           return true;
@@ -203,6 +203,14 @@ export class Session {
       if (isDiskFull(e)) {
         // Nothing was stored; the client may retry once the box has room again.
         this.w.tagged(tag, "NO", "The server's disk is full; try again later", "OVERQUOTA");
+      } else if (isIoError(e)) {
+        // RFC 5530 §3: a subsystem (the disk) failed for now; nothing was stored.
+        this.w.tagged(
+          tag,
+          "NO",
+          "The server could not save the data (a disk error); try again later",
+          "UNAVAILABLE",
+        );
       } else {
         this.w.tagged(
           tag,

@@ -348,7 +348,9 @@ export class AccountStore {
           "NO",
           "The mailbox store could not save the change; try again",
           // The cause lets the protocol layer tell a full disk (NO [OVERQUOTA], 452 4.3.1).
-          { imapCode: "SERVERBUG", userFault: false, cause: e },
+          // RFC 5530 §3: UNAVAILABLE, a temporary failure of a subsystem (the disk), not a
+          // server bug; the client may retry.
+          { imapCode: "UNAVAILABLE", userFault: false, cause: e },
         );
         for (const r of results) r.p.reject(err);
         return;

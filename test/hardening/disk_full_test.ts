@@ -111,7 +111,7 @@ Deno.test({
       for (const r of replies) assert(/^(250|452 4\.3\.1)/.test(r), r);
       // OVERQUOTA once home/store passes the KV error on as the ProtocolError's cause (reported
       // in docs/reliability.md); until then the store's own NO with a clear text.
-      const refusal = /^P\d+ NO (\[OVERQUOTA\]|\[SERVERBUG\] The mailbox store could not save)/;
+      const refusal = /^P\d+ NO (\[OVERQUOTA\]|\[UNAVAILABLE\] The mailbox store could not save)/;
       assert(appends.some((r) => refusal.test(r)), "APPEND answered NO");
       for (const r of appends) assert(/^P\d+ OK/.test(r) || refusal.test(r), r);
 

@@ -187,7 +187,7 @@ Deno.test("a failed KV commit rejects the batch and reloads memory from disk", (
       assertEquals(r.status, "rejected");
       const reason = (r as PromiseRejectedResult).reason;
       assert(reason instanceof ProtocolError);
-      assertEquals(reason.imapCode, "SERVERBUG");
+      assertEquals(reason.imapCode, "UNAVAILABLE");
     }
     // Memory is what is durable, and sessions' mailbox objects stay the ones they hold.
     assertEquals(summary(store.state), durable);
