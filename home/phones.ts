@@ -446,11 +446,11 @@ export function startPhoneService(opts: PhoneServiceOptions): PhoneService {
   };
 
   /** Stops following an account: saved (stop), or dropped unsaved (a merge that failed). */
-  const closeAccount = async (acct: AccountSync, opts2: { save: boolean }) => {
+  const closeAccount = async (acct: AccountSync, how: { save: boolean }) => {
     if (accounts.get(acct.store.id) === acct) accounts.delete(acct.store.id);
     clearTimeout(acct.timer);
     acct.unsubscribe();
-    if (opts2.save) await acct.host.close();
+    if (how.save) await acct.host.close();
     else acct.host.discard();
     opts.registry.release(acct.store);
   };

@@ -136,10 +136,12 @@ export class SyncPeer {
   /**
    * Forgets what was sent and not confirmed: the next message carries every change the peer's
    * last message does not show it has. For a transport that bypasses the one earlier messages
-   * took (the home's messages in a phone's relay mailbox, while the phone syncs on the LAN).
+   * took (the home's messages in a phone's relay mailbox, while the phone syncs on the LAN),
+   * and on a peer's fresh-start frame (it may have lost what we sent).
    */
   forgetSent(): void {
     this.#awaiting = null;
+    // (Automerge's typings call `sentHashes` a list; it is a map.)
     this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
   }
 
@@ -200,8 +202,7 @@ export class SyncPeer {
       return [];
     }
     if (frame[0] === frameSyncFresh) {
-      // (Automerge's typings call `sentHashes` a list; it is a map.)
-      this.#state = { ...this.#state, sentHashes: {} } as unknown as A.SyncState;
+      this.forgetSent();
     } else if (frame[0] !== frameSync) {
       throw new RangeError(`unknown sync frame type ${frame[0]}`);
     }

@@ -23,6 +23,37 @@ function addTo(name: string, prepared: { blob: string; size: number }, flags: st
   };
 }
 
+/** MOVE as copy.ts does it: add in the target and expunge in the source, one mutation. */
+function move(uid: number, from: string, to: string) {
+  return (tx: Tx) => {
+    const src = tx.state.byName(from)!;
+    const dst = tx.state.byName(to)!;
+    const rec = src.byUid.get(uid)!;
+    tx.push({
+      op: "add",
+      mb: dst.id,
+      msg: { ...rec, uid: dst.rec.uidNext, modseq: tx.nextModSeq() },
+    });
+    tx.push({ op: "expunge", mb: src.id, uids: [uid], modseq: tx.nextModSeq() });
+  };
+}
+
+/** Flags of one INBOX message, as an IMAP STORE sets them. */
+function setFlags(uid: number, flags: string[]) {
+  return (tx: Tx) => {
+    const mb = tx.state.byName("INBOX")!;
+    tx.push({ op: "flags", mb: mb.id, changes: [[uid, tx.nextModSeq(), flags]] });
+  };
+}
+
+/** A phone replica synced with the host's document, and both sides' peers. */
+function pairedPhone(host: DocHost) {
+  const phone = AccountDoc.empty("bb");
+  const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
+  exchange(h, p);
+  return { phone, h, p };
+}
+
 /** Syncs two peers until quiet. */
 function exchange(a: SyncPeer, b: SyncPeer) {
   let toB = a.start();
@@ -53,22 +84,8 @@ Deno.test("store changes are recorded; an IMAP MOVE is a move of the same docume
     assertEquals(id, fake(1).blob, "the first instance of a blob is named by it");
 
     const uid2 = await store.mutate(addTo("INBOX", fake(2)));
-    await store.mutate((tx) => {
-      const mb = tx.state.byName("INBOX")!;
-      tx.push({ op: "flags", mb: mb.id, changes: [[uid2, tx.nextModSeq(), ["\\Flagged"]]] });
-    });
-    // MOVE as copy.ts does it: add in the target and expunge in the source, one mutation.
-    await store.mutate((tx) => {
-      const src = tx.state.byName("INBOX")!;
-      const dst = tx.state.byName("Archive")!;
-      const rec = src.byUid.get(uid2)!;
-      tx.push({
-        op: "add",
-        mb: dst.id,
-        msg: { ...rec, uid: dst.rec.uidNext, modseq: tx.nextModSeq() },
-      });
-      tx.push({ op: "expunge", mb: src.id, uids: [uid2], modseq: tx.nextModSeq() });
-    });
+    await store.mutate(setFlags(uid2, ["\\Flagged"]));
+    await store.mutate(move(uid2, "INBOX", "Archive"));
     const moved = host.doc.message(fake(2).blob)!;
     assertEquals(moved.mailbox, archive);
     assertEquals(moved.flags, ["\\Flagged"]);
@@ -82,9 +99,7 @@ Deno.test("a phone's flag and move come back as IMAP changes, once, without echo
     const store = await f.open();
     for (let i = 1; i <= 3; i++) await store.mutate(addTo("INBOX", fake(i)));
     const host = await DocHost.open(f.kv, store);
-    const phone = AccountDoc.empty("bb");
-    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
-    exchange(h, p);
+    const { phone, h, p } = pairedPhone(host);
     assertEquals(phone.messageCount, 3);
 
     const archive = store.state.byName("Archive")!.id;
@@ -137,29 +152,12 @@ Deno.test("the document is saved encrypted and catches up with changes made whil
     await store.close();
   }));
 
-/** MOVE as copy.ts does it: add in the target and expunge in the source, one mutation. */
-function move(uid: number, from: string, to: string) {
-  return (tx: Tx) => {
-    const src = tx.state.byName(from)!;
-    const dst = tx.state.byName(to)!;
-    const rec = src.byUid.get(uid)!;
-    tx.push({
-      op: "add",
-      mb: dst.id,
-      msg: { ...rec, uid: dst.rec.uidNext, modseq: tx.nextModSeq() },
-    });
-    tx.push({ op: "expunge", mb: src.id, uids: [uid], modseq: tx.nextModSeq() });
-  };
-}
-
 Deno.test("a move whose record a crash took stays a move of the same message, keeping a phone's change", () =>
   withFixture(async (f) => {
     const store = await f.open();
     const uid = await store.mutate(addTo("INBOX", fake(1)));
     const host = await DocHost.open(f.kv, store);
-    const phone = AccountDoc.empty("bb");
-    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
-    exchange(h, p);
+    const { phone, p } = pairedPhone(host);
     // The box moves the message and dies before saving the document.
     host.discard();
     await store.mutate(move(uid, "INBOX", "Archive"));
@@ -184,18 +182,13 @@ Deno.test("a phone's flag change applied after an IMAP STORE on the same message
     const store = await f.open();
     const uid = await store.mutate(addTo("INBOX", fake(1)));
     const host = await DocHost.open(f.kv, store);
-    const phone = AccountDoc.empty("bb");
-    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
-    exchange(h, p);
+    const { phone, h, p } = pairedPhone(host);
     phone.edit([{ kind: "flags", id: fake(1).blob, flags: ["$Phone"] }]);
     const before = host.doc.heads();
     exchange(p, h);
     const edits = host.doc.editsSince(before);
     // An IMAP client's STORE +FLAGS (\Flagged) commits between the merge and its application.
-    await store.mutate((tx) => {
-      const mb = tx.state.byName("INBOX")!;
-      tx.push({ op: "flags", mb: mb.id, changes: [[uid, tx.nextModSeq(), ["\\Flagged"]]] });
-    });
+    await store.mutate(setFlags(uid, ["\\Flagged"]));
     await host.applyRemote(edits);
     const rec = store.state.byName("INBOX")!.byUid.get(uid)!;
     assertEquals(rec.flags, ["$Phone", "\\Flagged"]);
@@ -209,9 +202,7 @@ Deno.test("no save sees a phone's merged change before the store has it", () =>
     const store = await f.open();
     await store.mutate(addTo("INBOX", fake(1)));
     const host = await DocHost.open(f.kv, store);
-    const phone = AccountDoc.empty("bb");
-    const h = new SyncPeer(host.doc), p = new SyncPeer(phone);
-    exchange(h, p);
+    const { phone, h, p } = pairedPhone(host);
     phone.edit([{ kind: "flags", id: fake(1).blob, flags: ["$Phone"] }]);
     let release!: () => void;
     const merging = host.merge(async () => {
