@@ -6,7 +6,7 @@
  * in the same run, the same blobs copied with rsync (if installed) between two
  * local directories, as the reference.
  *
- *   deno run -A bench/backup_bench.ts [--messages N] [--keep]
+ *   deno run -A bench/backup_bench.ts [--messages N] [--rounds N] [--keep]
  *
  * Messages are delivered while the account is locked (arrivals, as mail that
  * comes in while nobody is logged in): their index objects do not exist yet,
@@ -16,14 +16,15 @@ import { initDataDir, openStore, startHome } from "../home/box.ts";
 import { createAccount } from "../home/store/accounts.ts";
 import { deliverLocally } from "../home/store/deliver.ts";
 import { addBackupPeer, replicateToPeer } from "../home/backup.ts";
+import { homeSigningKey } from "../home/edge_link.ts";
 import { restoreFromBackup } from "../home/backup_restore.ts";
 import { loadConfig } from "../src/config.ts";
 import { log as setLog } from "../src/log.ts";
-import { formatGrant } from "../sync/backup/format.ts";
+import { backupClientFor } from "../sync/backup/relay.ts";
 import { generateCorpus } from "./corpus.ts";
 import { log } from "./report.ts";
 
-const ports = {
+export const benchPorts = {
   imapPort: 0,
   imapsPort: 0,
   mxPort: null,
@@ -45,7 +46,46 @@ async function duBytes(dir: string): Promise<number> {
   return n;
 }
 
+/** Writes back every dirty page: run before each timing, so none pays for the data before it. */
+async function sync(): Promise<void> {
+  await new Deno.Command("sync").output().catch(() => null);
+}
+
+/** The friend's box in a process of its own (as on its own machine); its grant and peer id. */
+async function startFriend(dir: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./backup_friend.ts", import.meta.url).pathname, dir],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the friend's box ended before it printed its grant");
+    line += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const { grant, peer } = JSON.parse(line) as { grant: string; peer: string };
+  return {
+    grant,
+    peer,
+    async close() {
+      await child.stdin.close().catch(() => {});
+      await child.status;
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 async function rsyncSeconds(from: string, to: string): Promise<number | null> {
+  await sync();
   const t = performance.now();
   try {
     const out = await new Deno.Command("rsync", { args: ["-a", `${from}/`, `${to}/`] }).output();
@@ -54,7 +94,7 @@ async function rsyncSeconds(from: string, to: string): Promise<number | null> {
     return null;
   }
   // rsync does not fsync by default; a sync makes the comparison fair to Hearth's fsyncs.
-  await new Deno.Command("sync").output().catch(() => null);
+  await sync();
   return (performance.now() - t) / 1000;
 }
 
@@ -70,31 +110,26 @@ export async function runBackupBench(args: string[]): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "hearth-backup-bench-" });
   const [dirA, dirB, dirR] = [`${root}/a`, `${root}/b`, `${root}/restored`];
   try {
-    for (const dir of [dirA, dirB]) await initDataDir(await loadConfig(dir, ports));
+    for (const dir of [dirA]) await initDataDir(await loadConfig(dir, benchPorts));
     const corpus = generateCorpus({ count: count + 50 });
     let recoveryKey = "";
     {
-      const { kv, blobs } = await openStore(await loadConfig(dirA, ports));
+      const { kv, blobs } = await openStore(await loadConfig(dirA, benchPorts));
       recoveryKey = (await createAccount(kv, blobs, address, "bench password 1", 10)).recoveryKey;
       for (const m of corpus.messages.slice(0, count)) await deliverLocally(kv, blobs, address, m);
       kv.close();
     }
     log(`backup bench: ${count} messages delivered to ${dirA}`);
-    const boxA = await startHome(await loadConfig(dirA, ports), {
+    const boxA = await startHome(await loadConfig(dirA, benchPorts), {
       queue: null,
       backup: { firstDelayMs: 3_600_000 },
     });
-    const boxB = await startHome(await loadConfig(dirB, ports), {
-      queue: null,
-      http: true,
-      backup: { firstDelayMs: 3_600_000 },
-    });
-    try {
-      const host = boxB.http!.backupHost;
-      const { peer, token } = await host.allow("bench", 1e12);
-      const grant = formatGrant({ url: `http://127.0.0.1:${boxB.http!.port}`, peer, token });
-      await addBackupPeer(dirA, boxA.kv, grant);
-      const deps = { dataDir: dirA, kv: boxA.kv, blobs: boxA.blobs };
+    const rounds = Math.max(1, Number(flag("--rounds") || 3) || 3);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    /** One initial replication to a new friend's box: seconds, memory, and the friend (open). */
+    const initialRun = async (r: number) => {
+      const friend = await startFriend(`${dirB}-${r}`);
+      await addBackupPeer(dirA, boxA.kv, friend.grant);
       const before = Deno.memoryUsage();
       let rssPeak = before.rss;
       let externalPeak = before.external;
@@ -105,48 +140,83 @@ export async function runBackupBench(args: string[]): Promise<void> {
         externalPeak = Math.max(externalPeak, m.external);
         heapPeak = Math.max(heapPeak, m.heapUsed);
       };
+      await sync();
       const sampler = setInterval(sample, 20);
       const t0 = performance.now();
-      const first = await replicateToPeer(deps, peer, sample).finally(() => clearInterval(sampler));
-      const initialS = (performance.now() - t0) / 1000;
+      const first = await replicateToPeer(deps, friend.peer, sample)
+        .finally(() => clearInterval(sampler));
+      const seconds = (performance.now() - t0) / 1000;
+      log(
+        `initial replication ${r}: ${first.objects} objects, ${mb(first.bytes)} MB in ${
+          seconds.toFixed(2)
+        } s (${mb(first.bytes / seconds)} MB/s), rss +${mb(rssPeak - before.rss)} MB ` +
+          `(peaks: array buffers +${mb(externalPeak - before.external)} MB, JS heap +${
+            mb(heapPeak - before.heapUsed)
+          } MB)`,
+      );
       // With --v8-flags=--expose-gc: what is still held once garbage is collected.
-      const gc = (globalThis as { gc?: () => void }).gc;
       if (gc) {
         gc();
         await new Promise((r) => setTimeout(r, 300));
         gc();
         log(`after gc: array buffers +${mb(Deno.memoryUsage().external - before.external)} MB`);
       }
+      return { seconds, friend };
+    };
+    const deps = { dataDir: dirA, kv: boxA.kv, blobs: boxA.blobs };
+    // Rounds alternate which copy goes first; each is timed after a sync, into a new directory.
+    const hearthTimes: number[] = [];
+    const rsyncTimes: number[] = [];
+    let friend: Awaited<ReturnType<typeof startFriend>> | null = null;
+    try {
+      for (let r = 1; r <= rounds; r++) {
+        const rsyncRound = async () => {
+          const t = await rsyncSeconds(`${dirA}/blobs`, `${root}/rsync-${r}`);
+          if (t !== null) {
+            rsyncTimes.push(t);
+            log(`rsync -a of the same blobs ${r}: ${t.toFixed(2)} s`);
+          }
+          await Deno.remove(`${root}/rsync-${r}`, { recursive: true }).catch(() => {});
+        };
+        if (r % 2 === 0) await rsyncRound();
+        if (friend) {
+          // The last round's friend stays for the incremental run and the restore.
+          await friend.close();
+          await Deno.remove(`${dirB}-${r - 1}`, { recursive: true });
+        }
+        const run = await initialRun(r);
+        friend = run.friend;
+        hearthTimes.push(run.seconds);
+        if (r % 2 === 1) await rsyncRound();
+      }
+      const initialS = median(hearthTimes);
+      const ref = rsyncTimes.length ? median(rsyncTimes) : null;
       log(
-        `initial replication: ${first.objects} objects, ${mb(first.bytes)} MB in ${
-          initialS.toFixed(2)
-        } s (${mb(first.bytes / initialS)} MB/s), rss +${mb(rssPeak - before.rss)} MB ` +
-          `(peaks: array buffers +${mb(externalPeak - before.external)} MB, JS heap +${
-            mb(heapPeak - before.heapUsed)
-          } MB)`,
+        ref === null
+          ? `initial replication: median ${initialS.toFixed(2)} s; rsync is not installed ` +
+            "(apt-get install rsync): no reference time"
+          : `initial replication: median ${initialS.toFixed(2)} s, rsync -a median ${
+            ref.toFixed(2)
+          } s: Hearth ${(initialS / ref).toFixed(2)}x rsync's time (target 1.5x)`,
       );
+      const { grant, peer } = friend!;
+      const rec = (await boxA.kv.get<{ url: string; token: string }>(["backup", "peer", peer]))
+        .value!;
+      const client = backupClientFor(rec.url, peer, rec.token, await homeSigningKey(dirA));
+      const used = async () => (await client.status()).usedBytes;
 
       const blobsBefore = await duBytes(`${dirA}/blobs`);
-      const usedBefore = (await host.peer(peer))!.usedBytes;
+      const usedBefore = await used();
       for (const m of corpus.messages.slice(count)) {
         await deliverLocally(boxA.kv, boxA.blobs, address, m);
       }
       await boxA.registry.close(); // spills staged blobs, so the file sizes count them
       const newSealed = (await duBytes(`${dirA}/blobs`)) - blobsBefore;
       const inc = await replicateToPeer(deps, peer);
-      const moved = (await host.peer(peer))!.usedBytes - usedBefore;
+      const moved = await used() - usedBefore;
       log(
         `incremental after 50 messages: ${inc.objects} objects, ${moved} bytes moved for ${newSealed} ` +
           `bytes of new sealed messages (${(moved / newSealed).toFixed(2)}x; target 1.1x)`,
-      );
-
-      const ref = await rsyncSeconds(`${dirA}/blobs`, `${root}/rsync-copy`);
-      log(
-        ref === null
-          ? "rsync: not installed (apt-get install rsync) — no reference time"
-          : `rsync -a of the same blobs: ${ref.toFixed(2)} s; Hearth initial replication ${
-            (initialS / ref).toFixed(2)
-          }x (target 1.5x)`,
       );
 
       const t1 = performance.now();
@@ -154,7 +224,7 @@ export async function runBackupBench(args: string[]): Promise<void> {
         dataDir: dirR,
         grant,
         recoveryKeys: [recoveryKey],
-        overrides: ports,
+        overrides: benchPorts,
       });
       log(
         `restore: ${report.accounts[0].messages} messages, ${mb(report.accounts[0].bytes)} MB in ${
@@ -163,7 +233,7 @@ export async function runBackupBench(args: string[]): Promise<void> {
       );
     } finally {
       await boxA.close();
-      await boxB.close();
+      await friend?.close();
     }
   } finally {
     if (keep) log(`kept ${root}`);

@@ -338,9 +338,15 @@ export async function replicateToPeer(
       // while its metadata is still there is usually gone a moment later; read again.
       let read: Awaited<ReturnType<typeof readAccount>>;
       const sizes = new Map<string, number | null>();
+      let index = new Map<string, IndexObject>();
       for (let attempt = 0;; attempt++) {
         read = await readAccount(kv, id, offer);
         if (!read) break;
+        // The index objects travel beside the blobs still being read, not after them.
+        index = indexObjects(read);
+        for (const [blob, o] of index) {
+          if (prevLists?.entries.get(blob)?.index?.id !== o.id) uploader.offerBytes(o.id, o.bytes);
+        }
         sizes.clear();
         const ids = [...blobsOf(read.core, read.index)];
         for (const blob of ids) offer(blob);
@@ -362,6 +368,7 @@ export async function replicateToPeer(
         id,
         read,
         sizes,
+        index,
         prevLists,
         cached,
         config,
@@ -458,6 +465,7 @@ async function buildAccount(
   id: string,
   read: NonNullable<Awaited<ReturnType<typeof readAccount>>>,
   sizes: Map<string, number | null>,
+  index: Map<string, IndexObject>,
   prevLists: BlobLists | null,
   cached: AccountCache | null,
   config: Record<string, unknown> | null,
@@ -469,14 +477,8 @@ async function buildAccount(
   // Immutable groups of state entries become sealed units, sent once; the rest is the root.
   const unitEntries = new Map<string, (Entry & { versionstamp: string })[]>();
   const rootEntries: Entry[] = [];
-  const indexOf = new Map<string, Entry[]>(read.index);
   for (const e of read.core) {
-    if (e.key[0] === "arrival") {
-      // An arrival record belongs with its message, in its index object.
-      const blob = (e.value as { blob: string }).blob;
-      indexOf.set(blob, [...(indexOf.get(blob) ?? []), { key: e.key, value: e.value }]);
-      continue;
-    }
+    if (e.key[0] === "arrival") continue; // in its message's index object
     const name = unitOf(e.key);
     if (!name) {
       rootEntries.push({ key: e.key, value: e.value });
@@ -534,14 +536,8 @@ async function buildAccount(
       continue;
     }
     const entry: BlobEntry = { id: blob, size };
-    const indexEntries = indexOf.get(blob);
-    if (indexEntries) {
-      const index = new TextEncoder().encode(encodeTagged(indexEntries));
-      entry.index = { id: objectIdOf(index), size: index.length };
-      // An index object the lists already name is at the host: not offered again.
-      const known = prevLists?.entries.get(blob)?.index;
-      if (known?.id !== entry.index.id) uploader.offerBytes(entry.index.id, index);
-    }
+    const o = index.get(blob);
+    if (o) entry.index = { id: o.id, size: o.bytes.length };
     current.push(entry);
     messages++;
     bytes += size;
@@ -567,6 +563,30 @@ async function buildAccount(
   };
   const cache: AccountCache = { fingerprint: read.fingerprint, plainHash, entry };
   return { entry, cache, caches, drops, lists };
+}
+
+type IndexObject = { id: string; bytes: Uint8Array };
+
+/**
+ * Each message's index object: its encrypted index entries, with its arrival record while it
+ * waits for a login. An index object the blob lists already name is at the host, so the run
+ * offers only those whose id changed.
+ */
+function indexObjects(
+  read: NonNullable<Awaited<ReturnType<typeof readAccount>>>,
+): Map<string, IndexObject> {
+  const indexOf = new Map<string, Entry[]>(read.index);
+  for (const e of read.core) {
+    if (e.key[0] !== "arrival") continue;
+    const blob = (e.value as { blob: string }).blob;
+    indexOf.set(blob, [...(indexOf.get(blob) ?? []), { key: e.key, value: e.value }]);
+  }
+  const out = new Map<string, IndexObject>();
+  for (const [blob, entries] of indexOf) {
+    const bytes = new TextEncoder().encode(encodeTagged(entries));
+    out.set(blob, { id: objectIdOf(bytes), bytes });
+  }
+  return out;
 }
 
 /** Records a failed run, so `hearth backup status` and `hearth doctor` can show it. */

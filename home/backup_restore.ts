@@ -23,7 +23,6 @@ import { type HearthConfig, loadConfig, saveConfig } from "../src/config.ts";
 import { BackupClient, type RestoreStart } from "../sync/backup/client.ts";
 import { backupClientFor, isRelayUrl } from "../sync/backup/relay.ts";
 import {
-  batchObjects,
   type BlobDelta,
   type BlobEntry,
   decodeBlobDelta,
@@ -40,6 +39,9 @@ import { type AccountSnapshot, decodeTagged, gunzip, unitOf } from "./backup.ts"
 import { initDataDir } from "./box.ts";
 import { BlobStore } from "./store/blobs.ts";
 import type { AccountRecord } from "./store/accounts.ts";
+
+/** Messages per read request: their blobs and index objects fill about one 8 MiB answer. */
+const restoreBatchMessages = 250;
 
 /** A restore that cannot go on, with what is wrong (a damaged object, a rollback…). */
 export class RestoreError extends Error {
@@ -401,10 +403,11 @@ export async function restoreFromBackup(opts: RestoreOptions): Promise<RestoreRe
     let bytes = 0;
     for (const plan of plans) {
       const indexEntries: { key: Deno.KvKey; value: unknown }[] = [];
-      // Batches of messages (blob and index objects in one request), two in flight.
+      // Batches of messages (blob and index objects in one request), two in flight; about
+      // one answer's worth (8 MiB) each, as the host leaves out what does not fit.
       const batches: BlobEntry[][] = [];
-      for (let i = 0; i < plan.blobs.length; i += batchObjects / 2) {
-        batches.push(plan.blobs.slice(i, i + batchObjects / 2));
+      for (let i = 0; i < plan.blobs.length; i += restoreBatchMessages) {
+        batches.push(plan.blobs.slice(i, i + restoreBatchMessages));
       }
       let next = 0;
       let failed = false;

@@ -1,11 +1,12 @@
 /**
  * The upload pipeline of a replication run (docs/backup.md, "Uploads"): object
  * ids are offered while the account is still being read; they are checked with
- * the host (`missing`) a thousand at a time, and what it lacks is read straight
- * into a reused batch buffer (blobs from their files, or from KV while staged)
- * and sent, several batches in flight. Nothing waits for the whole account to be
- * listed or every blob to be stat'ed before the first byte moves, and a run
- * allocates one buffer per batch in flight rather than one per object.
+ * the host (`missing`) a thousand at a time, and what it lacks is copied into a
+ * reused batch buffer (blobs read from their files, 16 at a time, or from KV
+ * while staged) and sent, several batches in flight. Objects built in memory
+ * (index objects, units) ride along with the blobs rather than after them.
+ * Nothing waits for the whole account to be listed or every blob to be stat'ed
+ * before the first byte moves, and a run keeps one buffer per batch in flight.
  *
  * @example
  * ```ts
@@ -32,10 +33,11 @@ export interface BackupProgress {
 }
 
 export interface UploaderOptions {
-  client: BackupClient;
+  /** The host: asked what it lacks, sent batches. */
+  client: Pick<BackupClient, "missing" | "putBatch">;
   blobs: BlobStore;
   staging: StagedBlobs;
-  /** Batches in flight (each with its own buffer): the host writes one while the next arrives. */
+  /** Batches in flight (each with its own buffer): the host writes some while the next arrives. */
   inFlight?: number;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
@@ -43,22 +45,32 @@ export interface UploaderOptions {
 
 /** Ids per `missing` request while streaming (the host answers up to 10,000). */
 const checkEvery = 1000;
-/** Files opened and read at once while filling a batch. */
-const readAhead = 8;
+/** Blob files read at once while filling a batch (one read each: `Deno.readFile`). */
+const readAhead = 16;
+/** Batches in flight by default: enough that the host's fsyncs overlap the reads and the transfer. */
+const defaultInFlight = 4;
+/** In-memory objects per batch at most, so that they travel beside blobs, not in batches of their own. */
+const smallPerBatch = batchObjects / 2;
 const capacity = batchBytes + 36 * batchObjects;
 
 type Source = { kind: "blob" } | { kind: "bytes"; bytes: Uint8Array };
+type Read = { id: string; bytes: Uint8Array };
 
 export class ObjectUploader {
   readonly #o: UploaderOptions;
   readonly #started = Date.now();
   readonly #offered = new Map<string, Source>();
   #unchecked: string[] = [];
+  /** Blobs the host lacks, to read. */
   #queue: string[] = [];
+  /** Objects built in memory that the host lacks. */
+  #small: string[] = [];
+  /** Blobs read that did not fit the batch they were read for: the next one takes them first. */
+  #carry: Read[] = [];
   /** Blobs the host already holds: their sizes come from a stat. */
   #present: string[] = [];
-  /** Blobs the host lacks: their sizes are learnt when they are read into a batch. */
-  #lackingBlobs: string[] = [];
+  /** Blobs the host lacks whose size is not known yet (learnt when they are read). */
+  readonly #unsized = new Set<string>();
   #checks: Promise<void> = Promise.resolve();
   #pendingChecks = 0;
   #closed = false;
@@ -77,7 +89,7 @@ export class ObjectUploader {
 
   constructor(opts: UploaderOptions) {
     this.#o = opts;
-    this.#workers = Array.from({ length: opts.inFlight ?? 2 }, () => this.#worker());
+    this.#workers = Array.from({ length: opts.inFlight ?? defaultInFlight }, () => this.#worker());
   }
 
   /** A blob to send if the host lacks it (its size is learnt on the way). */
@@ -92,7 +104,7 @@ export class ObjectUploader {
   retryBlob(id: string): void {
     this.#offered.delete(id);
     this.sizes.delete(id);
-    this.#lackingBlobs = this.#lackingBlobs.filter((x) => x !== id);
+    this.#unsized.delete(id);
     this.#present = this.#present.filter((x) => x !== id);
     this.offerBlob(id);
   }
@@ -116,11 +128,15 @@ export class ObjectUploader {
         const missing = await this.#o.client.missing(ids);
         const lacking = new Set(missing);
         for (const id of ids) {
-          if (!this.#isBlob(id)) continue;
-          if (lacking.has(id)) this.#lackingBlobs.push(id);
-          else this.#present.push(id);
+          if (!this.#isBlob(id)) {
+            if (lacking.has(id)) this.#small.push(id);
+          } else if (lacking.has(id)) {
+            this.#queue.push(id);
+            if (!this.sizes.has(id)) this.#unsized.add(id);
+          } else {
+            this.#present.push(id);
+          }
         }
-        this.#queue.push(...missing);
         this.progress.totalObjects += missing.length;
       } catch (e) {
         this.#fail(e);
@@ -146,9 +162,20 @@ export class ObjectUploader {
     return new Promise((r) => this.#wake.push(r));
   }
 
-  /** More may come to the queue: offers not closed, or a check not answered. */
+  /** More may come to the queues: offers not closed, or a check not answered. */
   #moreComing() {
     return !this.#closed || this.#pendingChecks > 0 || this.#unchecked.length > 0;
+  }
+
+  /** Something is waiting to go into a batch. */
+  #waiting() {
+    return this.#queue.length > 0 || this.#small.length > 0 || this.#carry.length > 0;
+  }
+
+  /** Records a blob's size (null: on no disk), so {@linkcode blobsSized} can count it. */
+  #sized(id: string, size: number | null) {
+    this.sizes.set(id, size);
+    this.#unsized.delete(id);
   }
 
   async #worker() {
@@ -156,7 +183,7 @@ export class ObjectUploader {
     const views: Uint8Array[] = [];
     while (!this.#error) {
       if (this.#o.signal?.aborted) return;
-      if (!this.#queue.length) {
+      if (!this.#waiting()) {
         if (!this.#moreComing()) return;
         await this.#wait();
         continue;
@@ -166,8 +193,8 @@ export class ObjectUploader {
         views.length = 0;
         // Fill until full; a batch under half full waits for more while the account is read.
         while (!this.#error) {
-          if (!this.#queue.length) {
-            if (batch.count >= batchObjects / 2 || !this.#moreComing()) break;
+          if (!this.#waiting()) {
+            if (batch.halfFull || !this.#moreComing()) break;
             await this.#wait();
             continue;
           }
@@ -186,89 +213,61 @@ export class ObjectUploader {
     }
   }
 
-  /** Moves up to `readAhead` queued objects into the batch; false when the batch is full. */
+  /**
+   * Moves waiting objects into the batch: in-memory ones (up to {@linkcode smallPerBatch}), blobs
+   * read for an earlier batch, then up to `readAhead` blobs read now. False when the batch is full.
+   */
   async #fill(batch: ObjectBatch, views: Uint8Array[]): Promise<boolean> {
-    const ids = this.#queue.splice(0, readAhead);
-    const opened = await Promise.all(ids.map((id) => this.#open(id)));
-    const reads: Promise<void>[] = [];
-    let full = false;
-    for (let i = 0; i < ids.length; i++) {
-      const o = opened[i];
-      if (full || (o && !batch.fits(o.size))) {
-        // Not this batch: back to the front of the queue, in order.
-        full = true;
-        o?.close();
-        continue;
-      }
-      if (!o) continue; // gone from the disk: reported by the run, not sent
-      const into = batch.reserve(ids[i], o.size);
+    const put = (id: string, bytes: Uint8Array) => {
+      const into = batch.reserve(id, bytes.length);
+      into.set(bytes);
       views.push(into);
-      reads.push(o.readInto(into));
+    };
+    let small = 0;
+    while (this.#small.length && small < smallPerBatch) {
+      const id = this.#small[0];
+      const src = this.#offered.get(id)!;
+      const bytes = src.kind === "bytes" ? src.bytes : new Uint8Array();
+      if (!batch.fits(bytes.length)) return false;
+      this.#small.shift();
+      put(id, bytes);
+      small++;
     }
-    if (full) {
-      const back = ids.filter((id, i) => !batch.ids.includes(id) && opened[i]);
-      this.#queue.unshift(...back);
+    while (this.#carry.length) {
+      if (!batch.fits(this.#carry[0].bytes.length)) return false;
+      const { id, bytes } = this.#carry.shift()!;
+      put(id, bytes);
     }
-    await Promise.all(reads);
+    const ids = this.#queue.splice(0, readAhead);
+    const read = await Promise.all(ids.map((id) => this.#read(id)));
+    let full = false;
+    for (const r of read) {
+      if (!r) continue; // gone from the disk: reported by the run, not sent
+      if (full || !batch.fits(r.bytes.length)) {
+        full = true;
+        this.#carry.push(r);
+      } else {
+        put(r.id, r.bytes);
+      }
+    }
     return !full;
   }
 
-  /** An object's size and a way to read it into a buffer; null for a blob on no disk. */
-  async #open(
-    id: string,
-  ): Promise<
-    { size: number; readInto: (b: Uint8Array) => Promise<void>; close: () => void } | null
-  > {
-    const src = this.#offered.get(id)!;
-    if (src.kind === "bytes") {
-      return {
-        size: src.bytes.length,
-        readInto: (b) => Promise.resolve(b.set(src.bytes)),
-        close: () => {},
-      };
-    }
-    let file: Deno.FsFile;
+  /** A blob's bytes from its file, or from KV while staged; null for a blob on no disk. */
+  async #read(id: string): Promise<Read | null> {
+    let bytes: Uint8Array | null;
     try {
-      file = await Deno.open(this.#o.blobs.pathOf(id), { read: true });
+      bytes = await Deno.readFile(this.#o.blobs.pathOf(id));
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
       // Not spilled to its file yet: staged in KV.
-      const bytes = await this.#o.staging.get(id).catch((e) => {
+      bytes = await this.#o.staging.get(id).catch((e) => {
         if (e instanceof Deno.errors.NotFound) return null;
         throw e;
       });
-      this.sizes.set(id, bytes?.length ?? null);
-      if (!bytes) return null;
-      return {
-        size: bytes.length,
-        readInto: (b) => Promise.resolve(b.set(bytes)),
-        close: () => {},
-      };
     }
-    let size: number;
-    try {
-      size = (await file.stat()).size;
-    } catch (e) {
-      file.close();
-      throw e;
-    }
-    this.sizes.set(id, size);
-    return {
-      size,
-      readInto: async (b) => {
-        try {
-          let got = 0;
-          while (got < b.length) {
-            const n = await file.read(b.subarray(got));
-            if (n === null) throw new Error(`blob ${id} changed size while being read`);
-            got += n;
-          }
-        } finally {
-          file.close();
-        }
-      },
-      close: () => file.close(),
-    };
+    this.#sized(id, bytes?.length ?? null);
+    return bytes ? { id, bytes } : null;
   }
 
   async #send(batch: ObjectBatch, views: Uint8Array[]) {
@@ -296,7 +295,7 @@ export class ObjectUploader {
     this.#check();
     while (true) {
       if (this.#error) throw this.#error;
-      if (!this.#pendingChecks && this.#lackingBlobs.every((id) => this.sizes.has(id))) break;
+      if (!this.#pendingChecks && !this.#unsized.size) break;
       await this.#wait();
     }
     await this.#checks;
@@ -305,7 +304,7 @@ export class ObjectUploader {
     const stat = async () => {
       while (next < present.length) {
         const id = present[next++];
-        this.sizes.set(id, await this.#statBlob(id));
+        this.#sized(id, await this.#statBlob(id));
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, present.length) }, stat));

@@ -37,6 +37,11 @@ export class ObjectBatch {
     return this.sizes.reduce((n, s) => n + s, 0);
   }
 
+  /** Half the objects a batch may hold, or half its buffer: worth sending without waiting. */
+  get halfFull(): boolean {
+    return this.ids.length >= batchObjects / 2 || this.#used >= this.#buf.length / 2;
+  }
+
   /** Whether an object of `size` bytes fits (an empty batch takes any object: it grows). */
   fits(size: number): boolean {
     if (this.ids.length >= batchObjects) return false;
@@ -58,13 +63,6 @@ export class ObjectBatch {
     this.ids.push(id);
     this.sizes.push(size);
     return this.#buf.subarray(at + 36, at + 36 + size);
-  }
-
-  /** Removes the last reserved object (it could not be read). */
-  dropLast(): void {
-    const size = this.sizes.pop()!;
-    this.ids.pop();
-    this.#used -= 36 + size;
   }
 
   /** The request body: a view of the buffer, valid until {@linkcode reset}. */

@@ -226,8 +226,11 @@ export function blobListIds(list: BlobEntry[]): string[] {
 
 /** Objects in one upload request, a batch at most this large (one at least, whatever its size). */
 export const batchBytes = 8 * 1024 * 1024;
-/** Objects per upload request: one pack file and one small KV commit on the host. */
-export const batchObjects = 500;
+/**
+ * Objects per upload request: one pack file and one KV commit on the host, whose pack record
+ * (24 bytes an object, pack_index.ts) stays under Deno KV's 64 KiB value limit.
+ */
+export const batchObjects = 2000;
 
 /** Frames objects for one upload: per object its 32-character id, a u32 length, the bytes. */
 export function encodeObjectBatch(
