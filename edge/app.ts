@@ -35,6 +35,7 @@ import { type AccountRoute, checkRecipient, type InboundDeps, sealAndCommit } fr
 import { wellKnownApp, type WellKnownDeps } from "./wellknown.ts";
 import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
 import { backupRelayApp } from "./backup_relay.ts";
+import { longPoll } from "./long_poll.ts";
 import { encodeRelayAnswer, relayAnswerType } from "../src/wire/relay_answer.ts";
 
 export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
@@ -173,33 +174,29 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
   // The long-poll: answers at once when mail waits, else when some arrives or the wait ends.
   app.get("/v1/home/mail", async (c) => {
     const home = c.get("home");
-    const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
-    const deadline = now() + wait;
-    for (;;) {
-      const { items, more } = await store.list(home, limits.edgePullItems);
-      // A client that went away is not detected here (Deno's request.signal also fires on
-      // success); its poll ends at the deadline, at most edgeLongPollMs.
-      if (items.length || now() >= deadline || store.closing) {
-        let inline = 0;
-        const out: SealedItem[] = items.map((i) => {
-          const item: SealedItem = {
-            id: i.id,
-            account: i.account,
-            size: i.size,
-            arrived: i.arrived,
-            sealedSize: i.sealedSize,
-          };
-          if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
-            inline += i.inline.length;
-            item.sealed = base64(i.inline);
-          }
-          return item;
-        });
-        return c.json({ items: out, more } satisfies PullResponse);
+    const { items, more } = await longPoll({
+      waitSeconds: c.req.query("wait"),
+      now,
+      closing: () => store.closing,
+      read: () => store.list(home, limits.edgePullItems),
+      wait: (ms) => store.waitForMail(home, ms),
+    });
+    let inline = 0;
+    const out: SealedItem[] = items.map((i) => {
+      const item: SealedItem = {
+        id: i.id,
+        account: i.account,
+        size: i.size,
+        arrived: i.arrived,
+        sealedSize: i.sealedSize,
+      };
+      if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
+        inline += i.inline.length;
+        item.sealed = base64(i.inline);
       }
-      // Other edge processes' commits are not signalled here: re-read on a short interval.
-      await store.waitForMail(home, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
-    }
+      return item;
+    });
+    return c.json({ items: out, more } satisfies PullResponse);
   });
 
   app.get("/v1/home/mail/:id", async (c) => {
@@ -463,32 +460,31 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
 
   /** What waits in `me`'s relay mailbox (long-poll up to `?wait=S`), as the relay GET answers. */
   const relayPull = async (c: Context<Env>, me: string) => {
-    const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
-    const deadline = now() + wait;
-    for (;;) {
-      const { items, more } = await deps.relay!.list(me, limits.edgePullItems);
-      if (items.length || now() >= deadline || store.closing) {
-        // `?mail=ID` (a device): also the account's mail waiting here newer than ID ("" for
-        // all), so one request brings a phone both its envelopes and new sealed messages.
-        const since = c.req.query("mail");
-        const wantsMail = since !== undefined && !me.startsWith("home-");
-        if (c.req.header("accept") === relayAnswerType) {
-          const body = encodeRelayAnswer({
-            items,
-            more,
-            mail: wantsMail ? await deviceMailRaw(me, since) : undefined,
-          });
-          return c.body(body, 200, { "content-type": relayAnswerType });
-        }
-        const mail = wantsMail ? await deviceMail(me, since) : undefined;
-        return c.json({
-          items: items.map((i) => ({ id: i.id, at: i.at, envelope: base64(i.envelope) })),
-          more,
-          mail,
-        });
-      }
-      await deps.relay!.wait(me, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
+    const { items, more } = await longPoll({
+      waitSeconds: c.req.query("wait"),
+      now,
+      closing: () => store.closing,
+      read: () => deps.relay!.list(me, limits.edgePullItems),
+      wait: (ms) => deps.relay!.wait(me, ms),
+    });
+    // `?mail=ID` (a device): also the account's mail waiting here newer than ID ("" for
+    // all), so one request brings a phone both its envelopes and new sealed messages.
+    const since = c.req.query("mail");
+    const wantsMail = since !== undefined && !me.startsWith("home-");
+    if (c.req.header("accept") === relayAnswerType) {
+      const body = encodeRelayAnswer({
+        items,
+        more,
+        mail: wantsMail ? await deviceMailRaw(me, since) : undefined,
+      });
+      return c.body(body, 200, { "content-type": relayAnswerType });
     }
+    const mail = wantsMail ? await deviceMail(me, since) : undefined;
+    return c.json({
+      items: items.map((i) => ({ id: i.id, at: i.at, envelope: base64(i.envelope) })),
+      more,
+      mail,
+    });
   };
 
   /** Posts one envelope from `party` to `to` (a home and its own devices only). */

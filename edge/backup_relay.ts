@@ -40,6 +40,7 @@ import {
   type RelayPartItem,
 } from "../src/wire/backup_relay.ts";
 import type { EdgeStore } from "./store.ts";
+import { longPoll, Wakeups } from "./long_poll.ts";
 
 export interface BackupRelayDeps {
   store: EdgeStore;
@@ -77,7 +78,7 @@ async function hashHex(text: string): Promise<string> {
 export class BackupRelayStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #wakeups = new Wakeups();
 
   constructor(kv: Deno.Kv, now: () => number = Date.now) {
     this.#kv = kv;
@@ -187,7 +188,7 @@ export class BackupRelayStore {
       }
       await op.commit();
     }
-    for (const w of [...(this.#waiters.get(mailbox) ?? [])]) w();
+    this.#wakeups.wake(mailbox);
     return parts.length;
   }
 
@@ -225,17 +226,7 @@ export class BackupRelayStore {
 
   /** Resolves when a part may be waiting for `mailbox` or after `ms`. */
   wait(mailbox: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const set = this.#waiters.get(mailbox) ?? new Set();
-      this.#waiters.set(mailbox, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-    });
+    return this.#wakeups.wait(mailbox, ms);
   }
 }
 
@@ -358,17 +349,16 @@ export function backupRelayApp(deps: BackupRelayDeps): Hono<Env> {
 
   app.get("/v1/backup-relay/mail/:box", signed, ownMailbox, async (c) => {
     const me = c.get("party");
-    const wait = Math.min(Number(c.req.query("wait") ?? 0) * 1000 || 0, limits.edgeLongPollMs);
-    const deadline = now() + wait;
-    for (;;) {
-      const { items, more } = await relay.list(me, limits.edgePullInlineBytes);
-      if (items.length || now() >= deadline || store.closing) {
-        c.header("hearth-more", more ? "1" : "0");
-        c.header("content-type", "application/octet-stream");
-        return c.body(encodeRelayItems(items) as Uint8Array<ArrayBuffer>);
-      }
-      await relay.wait(me, Math.min(limits.edgeLongPollRecheckMs, deadline - now()));
-    }
+    const { items, more } = await longPoll({
+      waitSeconds: c.req.query("wait"),
+      now,
+      closing: () => store.closing,
+      read: () => relay.list(me, limits.edgePullInlineBytes),
+      wait: (ms) => relay.wait(me, ms),
+    });
+    c.header("hearth-more", more ? "1" : "0");
+    c.header("content-type", "application/octet-stream");
+    return c.body(encodeRelayItems(items) as Uint8Array<ArrayBuffer>);
   });
 
   app.post("/v1/backup-relay/mail/:box/ack", signed, ownMailbox, async (c) => {

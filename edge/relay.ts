@@ -20,6 +20,7 @@
 import { toHex } from "../src/encoding.ts";
 import { ProtocolError } from "../src/errors.ts";
 import { limits } from "../src/limits.ts";
+import { Wakeups } from "./long_poll.ts";
 
 interface RelayRecord {
   bytes: Uint8Array;
@@ -35,7 +36,7 @@ export interface RelayItem {
 export class RelayStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #wakeups = new Wakeups();
 
   constructor(kv: Deno.Kv, now: () => number = Date.now) {
     this.#kv = kv;
@@ -64,7 +65,7 @@ export class RelayStore {
     await this.#kv.set(["edge", "relay", mailbox, id], { bytes: envelope, at: now }, {
       expireIn: limits.edgeRetentionMs,
     });
-    for (const w of [...(this.#waiters.get(mailbox) ?? [])]) w();
+    this.#wakeups.wake(mailbox);
     return id;
   }
 
@@ -99,16 +100,6 @@ export class RelayStore {
 
   /** Resolves when an envelope may be waiting for `mailbox` or after `ms`. */
   wait(mailbox: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const set = this.#waiters.get(mailbox) ?? new Set();
-      this.#waiters.set(mailbox, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-    });
+    return this.#wakeups.wait(mailbox, ms);
   }
 }

@@ -31,6 +31,7 @@ import { limits } from "../src/limits.ts";
 import { addressKey } from "../src/mail/address_key.ts";
 import { commitRetrying } from "../src/kv.ts";
 import type { EdgeAccount } from "../src/wire/edge_api.ts";
+import { Wakeups } from "./long_poll.ts";
 
 /** Sealed bytes kept in the item record itself (KV values are at most 64 KiB). */
 export const inlineBytes = 60 * 1024;
@@ -129,7 +130,7 @@ export class EdgeStore {
   #pending: PendingItem[] = [];
   #flushing = false;
   #closing = false;
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #wakeups = new Wakeups();
   // SHA-256 (WebCrypto, async) was a tenth of the CPU per inbound message: a front sends
   // every message with one token, and mail comes to few addresses. Bounded; only hashes of
   // known tokens and addresses are kept, and KV is still read every time.
@@ -289,7 +290,7 @@ export class EdgeStore {
       this.#pending.push({ home, rec, resolve, reject });
       if (!this.#flushing) this.#flush();
     });
-    this.#wake(home);
+    this.#wakeups.wake(home);
     return id;
   }
 
@@ -507,19 +508,7 @@ export class EdgeStore {
    */
   waitForMail(home: string, ms: number, signal?: AbortSignal): Promise<void> {
     if (this.#closing) return Promise.resolve();
-    return new Promise((resolve) => {
-      const set = this.#waiters.get(home) ?? new Set();
-      this.#waiters.set(home, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-      signal?.addEventListener("abort", done);
-    });
+    return this.#wakeups.wait(home, ms, signal);
   }
 
   /** True once {@linkcode shutdown} was called: waiting pulls answer at once. */
@@ -530,10 +519,6 @@ export class EdgeStore {
   /** Ends every waiting pull (the HTTP server waits for open requests when it stops). */
   shutdown() {
     this.#closing = true;
-    for (const set of this.#waiters.values()) for (const w of [...set]) w();
-  }
-
-  #wake(home: string) {
-    for (const w of [...(this.#waiters.get(home) ?? [])]) w();
+    this.#wakeups.wakeAll();
   }
 }
