@@ -17,7 +17,7 @@ import { ProtocolError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
 import { BlobStore } from "./blobs.ts";
 import { StagedBlobs, stagedEntries } from "./staging.ts";
-import type { ArrivalRecord } from "./account_store.ts";
+import type { ArrivalRecord } from "./incoming.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
 import { groupCommitFor } from "./group_commit.ts";
 import { log } from "../../src/log.ts";

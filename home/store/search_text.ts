@@ -4,6 +4,14 @@ import { searchableText } from "../../src/mime/searchable_text.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** A message's searchable text: decoded strings, and the UTF-8 bytes when read from storage. */
+export interface SearchTextBytes {
+  readonly headers: string;
+  readonly body: string;
+  readonly headerBytes?: Uint8Array;
+  readonly bodyBytes?: Uint8Array;
+}
+
 /**
  * Search text as stored (before encryption): the byte length of the header
  * text (u32, big-endian), the header text, then the body text, UTF-8. Not

@@ -1,7 +1,7 @@
 /**
  * The in-memory mailbox state of one account: every mailbox with its UID map,
  * flags, modseqs and expunge records. It is loaded once per account (from a
- * packed snapshot plus an append-only change log, see account_store.ts) and
+ * packed snapshot plus an append-only change log, see change_log.ts) and
  * shared by all sessions of the account. Only the account writer changes it,
  * by applying {@linkcode Op}s, which are also what the change log records.
  */
