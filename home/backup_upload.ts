@@ -181,6 +181,7 @@ export class ObjectUploader {
   async #worker() {
     const batch = new ObjectBatch(capacity);
     const views: Uint8Array[] = [];
+    const held = { small: 0 };
     while (!this.#error) {
       if (this.#o.signal?.aborted) return;
       if (!this.#waiting()) {
@@ -191,6 +192,7 @@ export class ObjectUploader {
       try {
         batch.reset(capacity);
         views.length = 0;
+        held.small = 0;
         // Fill until full; a batch under half full waits for more while the account is read.
         while (!this.#error) {
           if (!this.#waiting()) {
@@ -198,7 +200,7 @@ export class ObjectUploader {
             await this.#wait();
             continue;
           }
-          const more = await this.#fill(batch, views);
+          const more = await this.#fill(batch, views, held);
           // Sizes are known now: wake whoever waits for them (blobsSized).
           this.#notify();
           if (!more) break;
@@ -217,22 +219,27 @@ export class ObjectUploader {
    * Moves waiting objects into the batch: in-memory ones (up to {@linkcode smallPerBatch}), blobs
    * read for an earlier batch, then up to `readAhead` blobs read now. False when the batch is full.
    */
-  async #fill(batch: ObjectBatch, views: Uint8Array[]): Promise<boolean> {
+  async #fill(
+    batch: ObjectBatch,
+    views: Uint8Array[],
+    held: { small: number },
+  ): Promise<boolean> {
     const put = (id: string, bytes: Uint8Array) => {
       const into = batch.reserve(id, bytes.length);
       into.set(bytes);
       views.push(into);
     };
-    let small = 0;
-    while (this.#small.length && small < smallPerBatch) {
-      const id = this.#small[0];
-      const src = this.#offered.get(id)!;
+    let taken = 0;
+    let room = true;
+    while (taken < this.#small.length && held.small < smallPerBatch) {
+      const src = this.#offered.get(this.#small[taken])!;
       const bytes = src.kind === "bytes" ? src.bytes : new Uint8Array();
-      if (!batch.fits(bytes.length)) return false;
-      this.#small.shift();
-      put(id, bytes);
-      small++;
+      if (!(room = batch.fits(bytes.length))) break;
+      put(this.#small[taken++], bytes);
+      held.small++;
     }
+    this.#small.splice(0, taken);
+    if (!room) return false;
     while (this.#carry.length) {
       if (!batch.fits(this.#carry[0].bytes.length)) return false;
       const { id, bytes } = this.#carry.shift()!;

@@ -100,6 +100,9 @@ Deno.test("uploader: every lacking object arrives once, whole, within the batch 
     }
     // The objects built in memory went along with blobs, not all in batches of their own.
     const isSmall = new Set(small);
+    for (const b of host.batches) {
+      assert(b.filter((i) => isSmall.has(i.id)).length <= batchObjects / 2);
+    }
     assert(
       host.batches.some((b) =>
         b.some((i) => isSmall.has(i.id)) && b.some((i) => !isSmall.has(i.id))
