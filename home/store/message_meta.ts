@@ -80,36 +80,16 @@ export class MessageMeta {
       for (const blob of want) each(blob, await this.info(blob));
       return;
     }
-    // Decryptions run in parallel batches while the scan goes on.
-    let batch: Promise<void>[] = [];
-    const decrypt = (blob: string, box: Uint8Array) =>
-      batch.push(
+    await this.#scanChunks(
+      "meta",
+      want,
+      256,
+      (blob, box) =>
         decryptJson<MessageInfo>(this.#store.keys.indexKey, box, `meta:${blob}`).then((info) => {
           want.delete(blob);
           each(blob, info);
         }),
-      );
-    let current = "";
-    let parts: Uint8Array[] = [];
-    for await (
-      const e of this.#kv.list<Uint8Array>({ prefix: ["meta", this.#store.id] }, {
-        batchSize: 500,
-      })
-    ) {
-      const blob = e.key[2] as string;
-      if (blob !== current) {
-        if (parts.length) decrypt(current, joinChunks(parts));
-        parts = [];
-        current = blob;
-        if (batch.length >= 256) {
-          await Promise.all(batch);
-          batch = [];
-        }
-      }
-      if (want.has(blob)) parts.push(e.value);
-    }
-    if (parts.length) decrypt(current, joinChunks(parts));
-    await Promise.all(batch);
+    );
     // Anything without stored metadata is rebuilt from its blob.
     for (const blob of [...want]) each(blob, await this.info(blob));
   }
@@ -123,34 +103,48 @@ export class MessageMeta {
     blobs: ReadonlySet<string>,
     each: (blob: string, text: SearchTextBytes) => void,
   ) {
-    let batch: Promise<void>[] = [];
-    const decrypt = (blob: string, box: Uint8Array) =>
-      batch.push(
+    await this.#scanChunks(
+      "text",
+      blobs,
+      64,
+      (blob, box) =>
         decryptIndex(this.#store.keys.indexKey, box, `text:${blob}`).then((plain) =>
           each(blob, decodeSearchText(plain))
         ),
-      );
+    );
+  }
+
+  /**
+   * One ordered scan of the account's chunked `meta` or `text` records: each wanted blob's
+   * chunks joined and handed to `open`, which runs in parallel with the scan in batches of
+   * `batch` (waited for before the next batch starts).
+   */
+  async #scanChunks(
+    kind: "meta" | "text",
+    wanted: ReadonlySet<string>,
+    batch: number,
+    open: (blob: string, box: Uint8Array) => Promise<void>,
+  ) {
+    let pending: Promise<void>[] = [];
     let current = "";
     let parts: Uint8Array[] = [];
     for await (
-      const e of this.#kv.list<Uint8Array>({ prefix: ["text", this.#store.id] }, {
-        batchSize: 500,
-      })
+      const e of this.#kv.list<Uint8Array>({ prefix: [kind, this.#store.id] }, { batchSize: 500 })
     ) {
       const blob = e.key[2] as string;
       if (blob !== current) {
-        if (parts.length) decrypt(current, joinChunks(parts));
+        if (parts.length) pending.push(open(current, joinChunks(parts)));
         parts = [];
         current = blob;
-        if (batch.length >= 64) {
-          await Promise.all(batch);
-          batch = [];
+        if (pending.length >= batch) {
+          await Promise.all(pending);
+          pending = [];
         }
       }
-      if (blobs.has(blob)) parts.push(e.value);
+      if (wanted.has(blob)) parts.push(e.value);
     }
-    if (parts.length) decrypt(current, joinChunks(parts));
-    await Promise.all(batch);
+    if (parts.length) pending.push(open(current, joinChunks(parts)));
+    await Promise.all(pending);
   }
 
   /** The decoded searchable text of a message. */
