@@ -36,6 +36,7 @@ import { wellKnownApp, type WellKnownDeps } from "./wellknown.ts";
 import { acmeChallengeApp, KvAcmeChallenges } from "./acme_challenge.ts";
 import { backupRelayApp } from "./backup_relay.ts";
 import { longPoll } from "./long_poll.ts";
+import type { ItemRecord } from "./store.ts";
 import { encodeRelayAnswer, relayAnswerType } from "../src/wire/relay_answer.ts";
 
 export interface EdgeDeps extends InboundDeps, Pick<WellKnownDeps, "mailClients" | "mtaSts"> {
@@ -67,6 +68,33 @@ function base64(bytes: Uint8Array): string {
     s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(s);
+}
+
+/** A waiting item as pulled, its sealed bytes still binary (binary relay answers keep them so). */
+type RawSealedItem = Omit<SealedItem, "sealed"> & { sealed?: Uint8Array };
+
+/** Items for a puller: the sealed bytes of small ones inline, edgePullInlineBytes in all at most. */
+function inlineSmall(items: ItemRecord[]): RawSealedItem[] {
+  let inline = 0;
+  return items.map((i) => {
+    const item: RawSealedItem = {
+      id: i.id,
+      account: i.account,
+      size: i.size,
+      arrived: i.arrived,
+      sealedSize: i.sealedSize,
+    };
+    if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
+      inline += i.inline.length;
+      item.sealed = i.inline;
+    }
+    return item;
+  });
+}
+
+/** Items for a JSON answer: inline bytes in base64. */
+function asJson(items: RawSealedItem[]): SealedItem[] {
+  return items.map(({ sealed, ...item }) => sealed ? { ...item, sealed: base64(sealed) } : item);
 }
 
 /** A request body: a message with its envelope is the largest thing posted here. */
@@ -181,22 +209,7 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
       read: () => store.list(home, limits.edgePullItems),
       wait: (ms) => store.waitForMail(home, ms),
     });
-    let inline = 0;
-    const out: SealedItem[] = items.map((i) => {
-      const item: SealedItem = {
-        id: i.id,
-        account: i.account,
-        size: i.size,
-        arrived: i.arrived,
-        sealedSize: i.sealedSize,
-      };
-      if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
-        inline += i.inline.length;
-        item.sealed = base64(i.inline);
-      }
-      return item;
-    });
-    return c.json({ items: out, more } satisfies PullResponse);
+    return c.json({ items: asJson(inlineSmall(items)), more } satisfies PullResponse);
   });
 
   app.get("/v1/home/mail/:id", async (c) => {
@@ -374,37 +387,18 @@ export function createApp(deps: EdgeDeps): Hono<Env> {
 
   /** Sealed items of a device's account waiting here, newer than `since`. */
   async function deviceMail(deviceId: string, since: string): Promise<SealedItem[]> {
-    return (await deviceMailRaw(deviceId, since)).map(({ sealed, ...m }) =>
-      sealed ? { ...m, sealed: base64(sealed) } : m
-    );
+    return asJson(await deviceMailRaw(deviceId, since));
   }
 
   /** Mail waiting here for a device's account, newer than `since`; small ones inline. */
   async function deviceMailRaw(
     deviceId: string,
     since: string,
-  ): Promise<(Omit<SealedItem, "sealed"> & { sealed?: Uint8Array })[]> {
+  ): Promise<RawSealedItem[]> {
     const device = await store.device(deviceId);
     if (!device) return [];
     const { items } = await store.list(device.home, limits.edgePullItems);
-    let inline = 0;
-    const out: (Omit<SealedItem, "sealed"> & { sealed?: Uint8Array })[] = [];
-    for (const i of items) {
-      if (i.account !== device.account || i.id <= since) continue;
-      const item: Omit<SealedItem, "sealed"> & { sealed?: Uint8Array } = {
-        id: i.id,
-        account: i.account,
-        size: i.size,
-        arrived: i.arrived,
-        sealedSize: i.sealedSize,
-      };
-      if (i.inline && inline + i.inline.length <= limits.edgePullInlineBytes) {
-        inline += i.inline.length;
-        item.sealed = i.inline;
-      }
-      out.push(item);
-    }
-    return out;
+    return inlineSmall(items.filter((i) => i.account === device.account && i.id > since));
   }
 
   app.delete("/v1/devices/:id/push", signedByDevice, async (c) => {
