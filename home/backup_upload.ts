@@ -64,7 +64,7 @@ export class ObjectUploader {
   /** Blobs the host lacks, to read. */
   #queue: string[] = [];
   /** Objects built in memory that the host lacks. */
-  #small: string[] = [];
+  #small: Read[] = [];
   /** Blobs read that did not fit the batch they were read for: the next one takes them first. */
   #carry: Read[] = [];
   /** Blobs the host already holds: their sizes come from a stat. */
@@ -128,8 +128,9 @@ export class ObjectUploader {
         const missing = await this.#o.client.missing(ids);
         const lacking = new Set(missing);
         for (const id of ids) {
-          if (!this.#isBlob(id)) {
-            if (lacking.has(id)) this.#small.push(id);
+          const src = this.#offered.get(id);
+          if (src?.kind === "bytes") {
+            if (lacking.has(id)) this.#small.push({ id, bytes: src.bytes });
           } else if (lacking.has(id)) {
             this.#queue.push(id);
             if (!this.sizes.has(id)) this.#unsized.add(id);
@@ -232,10 +233,10 @@ export class ObjectUploader {
     let taken = 0;
     let room = true;
     while (taken < this.#small.length && held.small < smallPerBatch) {
-      const src = this.#offered.get(this.#small[taken])!;
-      const bytes = src.kind === "bytes" ? src.bytes : new Uint8Array();
+      const { id, bytes } = this.#small[taken];
       if (!(room = batch.fits(bytes.length))) break;
-      put(this.#small[taken++], bytes);
+      put(id, bytes);
+      taken++;
       held.small++;
     }
     this.#small.splice(0, taken);
@@ -316,10 +317,6 @@ export class ObjectUploader {
     };
     await Promise.all(Array.from({ length: Math.min(16, present.length) }, stat));
     if (this.#error) throw this.#error;
-  }
-
-  #isBlob(id: string) {
-    return this.#offered.get(id)?.kind === "blob";
   }
 
   async #statBlob(id: string): Promise<number | null> {
