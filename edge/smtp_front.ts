@@ -12,13 +12,8 @@
  */
 import {
   type CertificatePem,
-  closeServer,
-  listenOn,
-  makeSmtpServer,
-  rawPathOf,
-  readMessage,
   sessionReceived,
-  toSmtpError,
+  SmtpServer,
   transactionId,
 } from "../src/smtp/server.ts";
 import { log } from "../src/log.ts";
@@ -40,60 +35,46 @@ export interface SmtpFront {
 export async function startSmtpFront(opts: SmtpFrontOptions): Promise<SmtpFront> {
   // The route of each accepted recipient, per session, from RCPT to DATA.
   const routes = new Map<string, Map<string, AccountRoute>>();
-  const server = makeSmtpServer({ hostname: opts.hostname, cert: opts.cert }, {
-    secure: false,
-    // An MX has no users to authenticate.
-    disabledCommands: ["AUTH"],
-    authOptional: true,
-    async onRcptTo(address, session, callback) {
-      try {
-        const route = await checkRecipient(opts.store, address.address, rawPathOf(address));
-        const mine = routes.get(session.id) ?? new Map();
-        mine.set(address.address, route);
-        routes.set(session.id, mine);
-        callback();
-      } catch (e) {
-        callback(toSmtpError(e, "edge.rcpt"));
-      }
+  // An MX has no users to authenticate.
+  const server = new SmtpServer({ hostname: opts.hostname, cert: opts.cert }, {
+    name: "edge",
+    async rcptTo(to, session) {
+      const route = await checkRecipient(opts.store, to.address, to.rawPath);
+      const mine = routes.get(session.id) ?? new Map();
+      mine.set(to.address, route);
+      routes.set(session.id, mine);
     },
-    onMailFrom(_address, session, callback) {
+    mailFrom(_from, session) {
       // RSET and a new transaction start with a fresh recipient list.
       routes.delete(session.id);
-      callback();
     },
-    onClose(session, callback) {
+    close(session) {
       routes.delete(session.id);
-      callback?.();
     },
-    onData(stream, session, callback) {
+    async data(raw, session) {
       const id = transactionId();
-      (async () => {
-        const raw = await readMessage(stream);
-        const mine = routes.get(session.id) ?? new Map<string, AccountRoute>();
-        const recipients = session.envelope.rcptTo
-          .filter((r) => mine.has(r.address))
-          .map((r) => ({ address: r.address, route: mine.get(r.address)! }));
-        const items = await sealAndCommit(opts, {
-          raw,
-          recipients,
-          client: {
-            ip: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-          },
-          received: (r) => sessionReceived(opts.hostname, session, id, r, false),
-        });
-        log.info("edge.accepted", { id, items: items.length, bytes: raw.length });
-      })().then(
-        () => callback(null, `2.6.0 message ${id} queued for delivery`),
-        (e) => callback(toSmtpError(e, "edge.data")),
-      );
+      const mine = routes.get(session.id) ?? new Map<string, AccountRoute>();
+      const recipients = session.envelope.rcptTo
+        .filter((r) => mine.has(r.address))
+        .map((r) => ({ address: r.address, route: mine.get(r.address)! }));
+      const items = await sealAndCommit(opts, {
+        raw,
+        recipients,
+        client: {
+          ip: session.remoteAddress,
+          helo: session.hostNameAppearsAs,
+          sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+        },
+        received: (r) => sessionReceived(opts.hostname, session, id, r, false),
+      });
+      log.info("edge.accepted", { id, items: items.length, bytes: raw.length });
+      return `2.6.0 message ${id} queued for delivery`;
     },
-  });
-  const port = await listenOn(server, opts.listen, opts.port);
+  }, { secure: false });
+  const port = await server.listen(opts.listen, opts.port);
   return {
     port,
-    setCertificate: (cert) => server.updateSecureContext({ key: cert.keyPem, cert: cert.certPem }),
-    close: () => closeServer(server),
+    setCertificate: (cert) => server.setCertificate(cert),
+    close: () => server.close(),
   };
 }

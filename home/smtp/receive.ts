@@ -14,17 +14,7 @@ import { type Resolver, SystemResolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
 import { removeForgedResults, verifyInbound } from "../../src/smtp/authenticate.ts";
 import { classifyRecipient, deliverAll } from "./listener.ts";
-import {
-  closeServer,
-  listenOn,
-  makeSmtpServer,
-  rawPathOf,
-  readMessage,
-  sessionReceived,
-  smtpError,
-  toSmtpError,
-  transactionId,
-} from "../../src/smtp/server.ts";
+import { sessionReceived, smtpError, SmtpServer, transactionId } from "../../src/smtp/server.ts";
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
 import { prependHeader } from "../../src/smtp/received.ts";
 import type { SmtpDeps, SmtpListener } from "./types.ts";
@@ -44,60 +34,45 @@ export async function startMx(opts: MxOptions): Promise<SmtpListener> {
   const resolver = opts.resolver instanceof SystemResolver
     ? new CachingResolver(opts.resolver)
     : opts.resolver;
-  const server = makeSmtpServer(deps, {
-    secure: false,
-    // An MX has no users to authenticate; AUTH is for the submission ports.
-    disabledCommands: ["AUTH"],
-    authOptional: true,
-    async onRcptTo(address, _session, callback) {
-      try {
-        const kind = await classifyRecipient(deps, address.address, rawPathOf(address));
-        // RFC 5321 §3.6.2 / RFC 5321 §7.1: never an open relay.
-        if (kind === "remote") {
-          throw smtpError(
-            554,
-            "5.7.1",
-            `relay access denied: ${address.address} is not handled here`,
-          );
-        }
-        callback();
-      } catch (e) {
-        callback(toSmtpError(e, "mx.rcpt"));
+  // An MX has no users to authenticate: AUTH is for the submission ports.
+  const server = new SmtpServer(deps, {
+    name: "mx",
+    async rcptTo(to) {
+      const kind = await classifyRecipient(deps, to.address, to.rawPath);
+      // RFC 5321 §3.6.2 / RFC 5321 §7.1: never an open relay.
+      if (kind === "remote") {
+        throw smtpError(554, "5.7.1", `relay access denied: ${to.address} is not handled here`);
       }
     },
-    onData(stream, session, callback) {
+    async data(message, session) {
       const id = transactionId();
-      (async () => {
-        // RFC 5321 §2.3.8: bare CR and LF are not line endings in SMTP; store CRLF only.
-        let raw = normaliseLineEndings(await readMessage(stream));
-        let verdictHeaders = "";
-        if (resolver) {
-          raw = removeForgedResults(raw, deps.hostname);
-          const verdict = await verifyInbound(raw, {
-            ip: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-            hostname: deps.hostname,
-            resolver,
-          });
-          if (verdict.dmarcReject) throw smtpError(550, "5.7.1", verdict.dmarcReject);
-          verdictHeaders = verdict.headers;
-        }
-        const recipients = session.envelope.rcptTo.map((r) => r.address);
-        // RFC 8601 §5: Authentication-Results goes above the other trace fields (our Received).
-        const copyFor = (r: string) =>
-          prependHeader(
-            verdictHeaders,
-            prependHeader(sessionReceived(deps.hostname, session, id, r, false), raw),
-          );
-        await deliverAll(deps, recipients, copyFor);
-        log.info("mx.delivered", { id, recipients: recipients.length, bytes: raw.length });
-      })().then(
-        () => callback(null, `2.6.0 message ${id} stored`),
-        (e) => callback(toSmtpError(e, "mx.data")),
-      );
+      // RFC 5321 §2.3.8: bare CR and LF are not line endings in SMTP; store CRLF only.
+      let raw = normaliseLineEndings(message);
+      let verdictHeaders = "";
+      if (resolver) {
+        raw = removeForgedResults(raw, deps.hostname);
+        const verdict = await verifyInbound(raw, {
+          ip: session.remoteAddress,
+          helo: session.hostNameAppearsAs,
+          sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+          hostname: deps.hostname,
+          resolver,
+        });
+        if (verdict.dmarcReject) throw smtpError(550, "5.7.1", verdict.dmarcReject);
+        verdictHeaders = verdict.headers;
+      }
+      const recipients = session.envelope.rcptTo.map((r) => r.address);
+      // RFC 8601 §5: Authentication-Results goes above the other trace fields (our Received).
+      const copyFor = (r: string) =>
+        prependHeader(
+          verdictHeaders,
+          prependHeader(sessionReceived(deps.hostname, session, id, r, false), raw),
+        );
+      await deliverAll(deps, recipients, copyFor);
+      log.info("mx.delivered", { id, recipients: recipients.length, bytes: raw.length });
+      return `2.6.0 message ${id} stored`;
     },
-  });
-  const port = await listenOn(server, opts.listen, opts.port);
-  return { ports: [port], close: () => closeServer(server) };
+  }, { secure: false });
+  const port = await server.listen(opts.listen, opts.port);
+  return { ports: [port], close: () => server.close() };
 }

@@ -12,7 +12,6 @@
  * await sub.close();
  * ```
  */
-import type { SMTPServer, SMTPServerOptions, SMTPServerSession } from "smtp-server";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import type { AccountStore } from "../store/account_store.ts";
@@ -20,14 +19,10 @@ import { normaliseAddress } from "../store/accounts.ts";
 import { headerAddresses, headerValues } from "../../src/smtp/addresses.ts";
 import { classifyRecipient, deliverAll } from "./listener.ts";
 import {
-  closeServer,
-  listenOn,
-  makeSmtpServer,
-  rawPathOf,
-  readMessage,
   sessionReceived,
   smtpError,
-  toSmtpError,
+  type SmtpHandlers,
+  SmtpServer,
   transactionId,
 } from "../../src/smtp/server.ts";
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
@@ -73,128 +68,106 @@ export async function startSubmission(opts: SubmissionOptions): Promise<Submissi
   const authFailures = new Map<string, number>();
   const remote = new Map<string, Set<string>>();
 
-  const options = (secure: boolean): SMTPServerOptions => ({
-    secure,
-    authMethods: ["PLAIN", "LOGIN"],
-    authOptional: false,
-    allowInsecureAuth: opts.allowPlaintextAuth ?? false,
-    maxAllowedUnauthenticatedCommands: limits.smtpUnauthenticatedCommands,
-    async onAuth(auth, session, callback) {
-      if (!session.tlsOptions && !opts.allowPlaintextAuth) {
-        // RFC 4954 §4: credentials only over an encrypted channel (smtp-server also checks).
-        return callback(smtpError(538, "5.7.11", "encryption required: use STARTTLS first"));
-      }
-      const result = await opts.registry.login(
-        auth.username ?? "",
-        auth.password ?? "",
-        session.remoteAddress,
-      ).catch((e) => {
-        log.error("submission.login-error", { error: e });
-        return { failure: "error" as const };
-      });
-      if ("store" in result) {
-        const old = stores.get(session.id);
-        if (old) opts.registry.release(old);
-        stores.set(session.id, result.store);
-        return callback(null, { user: normaliseAddress(auth.username ?? "") });
-      }
-      log.warn("smtp.auth-failed", {
-        user: auth.username,
-        ip: session.remoteAddress,
-        reason: result.failure,
-      });
-      if (result.failure === "throttled") {
-        return callback(smtpError(454, "4.7.0", "too many failed logins; try again later"));
-      }
-      if (result.failure === "error") {
-        return callback(smtpError(454, "4.7.0", "temporary authentication failure"));
-      }
-      // Guessing on one connection ends it after a few tries (the registry's throttling per
-      // account and per address covers guessing across connections).
-      const failed = (authFailures.get(session.id) ?? 0) + 1;
-      authFailures.set(session.id, failed);
-      if (failed >= limits.smtpAuthFailuresPerConnection) {
-        return callback(smtpError(421, "4.7.0", "too many failed logins; closing the connection"));
-      }
-      callback(smtpError(535, "5.7.8", "authentication failed: wrong address or password"));
+  const handlers: SmtpHandlers = {
+    name: "submission",
+    auth: {
+      allowPlaintext: opts.allowPlaintextAuth ?? false,
+      async login(username, password, session) {
+        const result = await opts.registry.login(username, password, session.remoteAddress)
+          .catch((e) => {
+            log.error("submission.login-error", { error: e });
+            return { failure: "error" as const };
+          });
+        if ("store" in result) {
+          const old = stores.get(session.id);
+          if (old) opts.registry.release(old);
+          stores.set(session.id, result.store);
+          return normaliseAddress(username);
+        }
+        log.warn("smtp.auth-failed", {
+          user: username,
+          ip: session.remoteAddress,
+          reason: result.failure,
+        });
+        if (result.failure === "throttled") {
+          throw smtpError(454, "4.7.0", "too many failed logins; try again later");
+        }
+        if (result.failure === "error") {
+          throw smtpError(454, "4.7.0", "temporary authentication failure");
+        }
+        // Guessing on one connection ends it after a few tries (the registry's throttling per
+        // account and per address covers guessing across connections).
+        const failed = (authFailures.get(session.id) ?? 0) + 1;
+        authFailures.set(session.id, failed);
+        if (failed >= limits.smtpAuthFailuresPerConnection) {
+          throw smtpError(421, "4.7.0", "too many failed logins; closing the connection");
+        }
+        throw smtpError(535, "5.7.8", "authentication failed: wrong address or password");
+      },
     },
-    onMailFrom(address, session, callback) {
-      const user = String(session.user ?? "");
+    mailFrom(from, session) {
+      const user = session.user ?? "";
       // RFC 6409 §6.1: the server may reject a sender the user is not allowed to use.
-      if (normaliseAddress(address.address) !== user) {
-        return callback(
-          smtpError(553, "5.7.1", `you may not send as <${address.address}>; use <${user}>`),
-        );
+      if (normaliseAddress(from.address) !== user) {
+        throw smtpError(553, "5.7.1", `you may not send as <${from.address}>; use <${user}>`);
       }
       remote.set(session.id, new Set());
-      callback();
     },
-    async onRcptTo(address, session, callback) {
-      try {
-        const kind = await classifyRecipient(deps, address.address, rawPathOf(address));
-        if (kind === "remote") {
-          if (!opts.queue) {
-            throw smtpError(451, "4.3.2", "outbound delivery is not available yet");
-          }
-          remote.get(session.id)?.add(address.address);
-        }
-        callback();
-      } catch (e) {
-        callback(toSmtpError(e, "submission.rcpt"));
+    async rcptTo(to, session) {
+      const kind = await classifyRecipient(deps, to.address, to.rawPath);
+      if (kind === "remote") {
+        if (!opts.queue) throw smtpError(451, "4.3.2", "outbound delivery is not available yet");
+        remote.get(session.id)?.add(to.address);
       }
     },
-    onData(stream, session, callback) {
+    async data(message, session) {
       const id = transactionId();
-      (async () => {
-        const body = normaliseLineEndings(await readMessage(stream));
-        const user = String(session.user ?? "");
-        const problem = senderProblem(user, body);
-        if (problem) throw smtpError(553, "5.7.1", problem);
-        const far = remote.get(session.id) ?? new Set<string>();
-        const all = session.envelope.rcptTo.map((r) => r.address);
-        const local = all.filter((r) => !far.has(r));
-        const header = (recipient?: string) =>
-          sessionReceived(deps.hostname, session, id, recipient, true);
-        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : user;
-        await Promise.all([
-          deliverAll(deps, local, (r) => prependHeader(header(r), body)),
-          // One copy for all remote recipients: its Received: names none of them.
-          far.size ? opts.queue!.enqueue(from, [...far], prependHeader(header(), body)) : null,
-        ]);
-        log.info("submission.accepted", { id, local: local.length, remote: far.size });
-      })().then(
-        () => callback(null, `2.6.0 message ${id} accepted`),
-        (e) => callback(toSmtpError(e, "submission.data")),
-      );
+      const body = normaliseLineEndings(message);
+      const user = session.user ?? "";
+      const problem = senderProblem(user, body);
+      if (problem) throw smtpError(553, "5.7.1", problem);
+      const far = remote.get(session.id) ?? new Set<string>();
+      const all = session.envelope.rcptTo.map((r) => r.address);
+      const local = all.filter((r) => !far.has(r));
+      const header = (recipient?: string) =>
+        sessionReceived(deps.hostname, session, id, recipient, true);
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : user;
+      await Promise.all([
+        deliverAll(deps, local, (r) => prependHeader(header(r), body)),
+        // One copy for all remote recipients: its Received: names none of them.
+        far.size ? opts.queue!.enqueue(from, [...far], prependHeader(header(), body)) : null,
+      ]);
+      log.info("submission.accepted", { id, local: local.length, remote: far.size });
+      return `2.6.0 message ${id} accepted`;
     },
-    onClose(session: SMTPServerSession) {
+    close(session) {
       authFailures.delete(session.id);
       const store = stores.get(session.id);
       if (store) opts.registry.release(store);
       stores.delete(session.id);
       remote.delete(session.id);
     },
-  });
+  };
 
-  const servers: SMTPServer[] = [];
+  const servers: SmtpServer[] = [];
   const start = async (port: number | null, secure: boolean) => {
     if (port === null) return null;
-    const server = makeSmtpServer(deps, options(secure));
+    const server = new SmtpServer(deps, handlers, { secure });
     servers.push(server);
-    return await listenOn(server, opts.listen, port);
+    return await server.listen(opts.listen, port);
   };
   let port: number | null, tlsPort: number | null;
   try {
     port = await start(opts.port, false);
     tlsPort = await start(opts.tlsPort, true);
   } catch (e) {
-    await Promise.all(servers.map(closeServer));
+    await Promise.all(servers.map((s) => s.close()));
     throw e;
   }
   return {
     port,
     tlsPort,
     ports: [port, tlsPort].filter((p): p is number => p !== null),
-    close: async () => void (await Promise.all(servers.map(closeServer))),
+    close: async () => void (await Promise.all(servers.map((s) => s.close()))),
   };
 }

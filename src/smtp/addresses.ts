@@ -81,3 +81,69 @@ function headerEnd(raw: Uint8Array): number {
   }
   return raw.length;
 }
+
+/** A MAIL FROM or RCPT TO argument, parsed (RFC 5321 §4.1.2). */
+export interface EnvelopePath {
+  /** The mailbox, without angle brackets or source route; "" for the null path `<>`. */
+  address: string;
+  /** The path as the client wrote it, brackets included (`<@a:b@c>`). */
+  rawPath: string;
+  /** ESMTP parameters, keyword upper-cased: `SIZE=123` → `{ SIZE: "123" }`, `SMTPUTF8` → `true`. */
+  params: Record<string, string | true>;
+}
+
+/**
+ * Parses the path and parameters after `MAIL FROM:` or `RCPT TO:`. Returns a
+ * sentence for the client when the syntax is wrong. Lenient where real
+ * clients are (a space after the colon, a path without brackets); strict
+ * about the mailbox: one "@", a non-empty local part and domain, no spaces
+ * or control characters. An "@" inside a quoted local part is refused here:
+ * it is legal (RFC 5321 §4.1.2) but has no use beyond confusing relays.
+ */
+export function parseEnvelopePath(text: string): EnvelopePath | string {
+  const rest = text.trimStart();
+  let rawPath: string, after: string;
+  if (rest.startsWith("<")) {
+    let end = -1, quoted = false;
+    for (let i = 1; i < rest.length; i++) {
+      const c = rest[i];
+      if (c === "\\" && quoted) i++;
+      else if (c === '"') quoted = !quoted;
+      else if (c === ">" && !quoted) {
+        end = i;
+        break;
+      }
+    }
+    if (end < 0) return "the address is missing its closing >";
+    rawPath = rest.slice(0, end + 1);
+    after = rest.slice(end + 1);
+    if (after && !after.startsWith(" ")) return "a space must follow the address";
+  } else {
+    const space = rest.indexOf(" ");
+    rawPath = space < 0 ? rest : rest.slice(0, space);
+    after = space < 0 ? "" : rest.slice(space);
+  }
+  let path = rawPath.startsWith("<") ? rawPath.slice(1, -1) : rawPath;
+  // A source route (@a,@b:user@domain) is syntax the client may send; the callers decide.
+  if (path.startsWith("@")) {
+    const colon = path.indexOf(":");
+    if (colon < 0) return "the source route has no colon";
+    path = path.slice(colon + 1);
+  }
+  const params: Record<string, string | true> = {};
+  for (const word of after.split(" ")) {
+    if (!word) continue;
+    const eq = word.indexOf("=");
+    const key = (eq < 0 ? word : word.slice(0, eq)).toUpperCase();
+    if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) return `malformed parameter ${word}`;
+    params[key] = eq < 0 ? true : word.slice(eq + 1);
+  }
+  if (path === "") return { address: "", rawPath, params };
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x20\x7f]/.test(path)) return "the address has a space or a control character";
+  const at = path.indexOf("@");
+  if (at <= 0 || at !== path.lastIndexOf("@") || at === path.length - 1) {
+    return "the address must be local-part@domain";
+  }
+  return { address: path, rawPath, params };
+}
