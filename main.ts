@@ -4,6 +4,7 @@
 import { dataDirFrom, type HearthConfig, loadConfig } from "./src/config.ts";
 import { ProtocolError, UsageError } from "./src/errors.ts";
 import { initDataDir, openStore, startHome } from "./home/box.ts";
+import { startHeaderWorker } from "./src/crypto/header_worker.ts";
 import { createAccount, identityFor, setPassword } from "./home/store/accounts.ts";
 import { deliverLocally } from "./home/store/deliver.ts";
 import { normaliseLineEndings } from "./src/mail/line_endings.ts";
@@ -381,6 +382,8 @@ async function runHome(config: HearthConfig, args: Args, edge?: Edge) {
     await edge?.close();
     throw e;
   }
+  // Sealing's key exchanges on a second thread (the process ends with Deno.exit below).
+  startHeaderWorker();
   const stop = async () => {
     await box.close();
     await edge?.close();
@@ -604,6 +607,7 @@ It posts mail with: Authorization: Bearer TOKEN to POST /v1/inbound`);
   }
   const config = await configFrom(args);
   const edge = await startEdgeFrom(args, config);
+  startHeaderWorker();
   const stop = async () => {
     await edge.close();
     Deno.exit(0);

@@ -158,9 +158,21 @@ export function mailauthResolver(resolver: Resolver) {
       default:
         list = [];
     }
-    if (list.length === 0) {
-      throw Object.assign(new Error(`no ${rrtype} record for ${name}`), { code: "ENOTFOUND" });
-    }
+    if (list.length === 0) throw notFound(`no ${rrtype} record for ${name}`);
     return list as string[][] | string[];
   };
+}
+
+/**
+ * The "nothing there" error mailauth expects. Most names it asks about have no record, and a
+ * captured stack would cost more than the cached lookup: none is taken.
+ */
+function notFound(message: string): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.assign(new Error(message), { code: "ENOTFOUND" });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

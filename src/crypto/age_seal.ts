@@ -61,16 +61,60 @@ const MAX_CACHED_RECIPIENTS = 1024;
 const recipientCache = new Map<string, { bytes: Uint8Array; key: KeyObject }>();
 
 /** Everything of one age file that does not depend on its contents: used once, then dropped. */
-interface SealHeader {
+export interface SealHeader {
   header: Uint8Array;
   nonce: Uint8Array;
   payloadKey: Uint8Array;
 }
 
-// Headers made ahead of time (sealAheadFor), at most one per recipient. Each is taken out of the
-// map before use, so none ever serves two files (a reused file key would repeat the keystream).
-const MAX_HEADERS_AHEAD = 256;
-const headersAhead = new Map<string, SealHeader>();
+// Headers made ahead of time (sealAheadFor, or the header worker), per recipient. Each is taken
+// out before use, so none ever serves two files (a reused file key would repeat the keystream).
+const MAX_RECIPIENTS_AHEAD = 256;
+const headersAhead = new Map<string, SealHeader[]>();
+
+/**
+ * Where headers come from when a worker makes them (seal_worker.ts): asked for more whenever a
+ * recipient's stock runs low. Without one, sealAheadFor makes a single header on this thread.
+ */
+export interface HeaderSource {
+  /** Asks for more headers for `recipient`; they arrive through {@linkcode addHeadersAhead}. */
+  refill(recipient: string, have: number): void;
+}
+
+let headerSource: HeaderSource | null = null;
+
+/** Installs (or, with null, removes) the source that keeps headers in stock. */
+export function setHeaderSource(source: HeaderSource | null): void {
+  headerSource = source;
+}
+
+/**
+ * Adds headers made elsewhere for `recipient`, at most `max` kept. Only for headers from
+ * {@linkcode makeSealHeader}, each handed over once.
+ */
+export function addHeadersAhead(recipient: string, headers: SealHeader[], max: number): void {
+  let stock = headersAhead.get(recipient);
+  if (!stock) {
+    if (headersAhead.size >= MAX_RECIPIENTS_AHEAD) {
+      headersAhead.delete(headersAhead.keys().next().value!);
+    }
+    headersAhead.set(recipient, stock = []);
+  }
+  for (const h of headers) if (stock.length < max) stock.push(h);
+}
+
+/** How many made-ahead headers `recipient` has in stock. */
+export function headersInStock(recipient: string): number {
+  return headersAhead.get(recipient)?.length ?? 0;
+}
+
+/** Takes one made-ahead header for `recipient` out of the stock, if there is one. */
+function takeHeader(recipient: string): SealHeader | undefined {
+  const stock = headersAhead.get(recipient);
+  const header = stock?.pop();
+  headerSource?.refill(recipient, stock?.length ?? 0);
+  return header;
+}
 
 /**
  * Seals bytes to one X25519 age recipient (`age1…`) and returns the binary age
@@ -84,9 +128,7 @@ const headersAhead = new Map<string, SealHeader>();
  * ```
  */
 export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
-  const ready = headersAhead.get(recipient);
-  if (ready) headersAhead.delete(recipient);
-  return sealPayload(ready ?? makeHeader(recipient), data);
+  return sealPayload(takeHeader(recipient) ?? makeSealHeader(recipient), data);
 }
 
 /**
@@ -94,7 +136,8 @@ export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
  * derivations and the header MAC: most of a small message's sealing), so that
  * the next {@linkcode sealX25519} to it only encrypts the payload. Call it when
  * the thread would otherwise wait (a delivery waiting for its fsync). Throws
- * TypeError like sealX25519.
+ * TypeError like sealX25519. With a header worker running (seal_worker.ts), it
+ * only asks the worker to top up the recipient's stock.
  *
  * @example
  * ```ts
@@ -103,16 +146,17 @@ export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
  * ```
  */
 export function sealAheadFor(recipient: string): void {
-  if (headersAhead.has(recipient)) return;
-  const header = makeHeader(recipient);
-  if (headersAhead.size >= MAX_HEADERS_AHEAD) {
-    headersAhead.delete(headersAhead.keys().next().value!);
-  }
-  headersAhead.set(recipient, header);
+  const have = headersAhead.get(recipient)?.length ?? 0;
+  // A worker keeps the stock: nothing to make on this thread.
+  if (headerSource) return headerSource.refill(recipient, have);
+  if (have === 0) addHeadersAhead(recipient, [makeSealHeader(recipient)], 1);
 }
 
-/** A fresh file key, its recipient stanza, the header MAC and the payload key. */
-function makeHeader(recipient: string): SealHeader {
+/**
+ * A fresh file key, its recipient stanza, the header MAC and the payload key: everything of an
+ * age file to `recipient` but its payload. TypeError like {@linkcode sealX25519}.
+ */
+export function makeSealHeader(recipient: string): SealHeader {
   const rcpt = parseRecipient(recipient);
 
   // c2sp.org/age "File key": fresh for every file.

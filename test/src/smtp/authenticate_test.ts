@@ -1,5 +1,12 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { removeForgedResults } from "../../../src/smtp/authenticate.ts";
+import { authenticate } from "mailauth";
+import { Buffer } from "node:buffer";
+import {
+  partToVerify,
+  removeForgedResults,
+  verifyInbound,
+} from "../../../src/smtp/authenticate.ts";
+import { mailauthResolver, TestResolver } from "../../../src/dns.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -19,4 +26,46 @@ Deno.test("removeForgedResults() drops only Authentication-Results that claim ou
 Deno.test("removeForgedResults() returns the message itself when nothing is forged", () => {
   const raw = enc("Subject: x\r\n\r\nbody\r\n");
   assert(removeForgedResults(raw, "localhost") === raw);
+});
+
+Deno.test("partToVerify() keeps the body only for messages with a DKIM or ARC signature", () => {
+  const body = "\r\n\r\nDKIM-Signature: in the body is not a header\r\n";
+  const unsigned = "From: a@b.example\r\nSubject: x\r\n";
+  assertEquals(dec(partToVerify(enc(unsigned + body))), unsigned + "\r\n");
+  for (
+    const field of [
+      "DKIM-Signature: v=1; d=b.example",
+      "dkim-signature : v=1",
+      "ARC-Seal: i=1; cv=none",
+      "ARC-Message-Signature: i=1",
+      "ARC-Authentication-Results: i=1; mx.example",
+    ]
+  ) {
+    const raw = enc(unsigned + field + "\r\n" + body);
+    assert(partToVerify(raw) === raw, field);
+  }
+  // No empty line: all of it is header.
+  const headOnly = enc(unsigned);
+  assertEquals(dec(partToVerify(headOnly)), unsigned);
+});
+
+Deno.test("verifyInbound() gives an unsigned message the same verdict as mailauth on all of it", async () => {
+  const raw = enc(
+    "From: <a@b.example>\r\nSubject: x\r\n\r\n" + "a line of body text\r\n".repeat(500),
+  );
+  const resolver = new TestResolver().txt("b.example", "v=spf1 ip4:192.0.2.1 -all")
+    .txt("_dmarc.b.example", "v=DMARC1; p=reject");
+  const opts = {
+    ip: "192.0.2.1",
+    helo: "mail.b.example",
+    sender: "a@b.example",
+    mta: "mx.hearth.test",
+    resolver: mailauthResolver(resolver),
+    trustReceived: false,
+    disableBimi: true,
+  };
+  const whole = await authenticate(Buffer.from(raw), opts);
+  const ours = await verifyInbound(raw, { ...opts, hostname: opts.mta, resolver });
+  assertEquals(ours.headers, whole.headers);
+  assert(ours.headers.includes("dmarc=pass"));
 });
