@@ -164,15 +164,13 @@ export function mailauthResolver(resolver: Resolver) {
 }
 
 /**
- * The "nothing there" error mailauth expects. Most names it asks about have no record, and a
- * captured stack would cost more than the cached lookup: none is taken.
+ * The "nothing there" error mailauth expects (an Error with Node's code). Most names it asks
+ * about have no record, and capturing a stack would cost more than the cached lookup: this one
+ * has none.
  */
 function notFound(message: string): Error {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return Object.assign(new Error(message), { code: "ENOTFOUND" });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  const e = Object.create(Error.prototype) as Error & { code: string };
+  e.message = message;
+  e.code = "ENOTFOUND";
+  return e;
 }
