@@ -154,24 +154,43 @@ async function startHearthTarget(keep: boolean): Promise<SmtpTarget> {
       }
     },
     async settled(timeoutMs) {
-      // The spiller moves staged blobs to files a second after the last delivery; its fsyncs
-      // must not land in the other server's measurement. A second reader of the SQLite file
-      // is fine while Hearth runs.
+      // Work Hearth leaves for a quiet moment must not land in the other server's measurement:
+      // the spiller moves staged blobs to files a second after the last delivery, and search
+      // texts are made and stored once deliveries pause. A second reader of the SQLite file is
+      // fine while Hearth runs.
+      const until = Date.now() + timeoutMs;
       const kv = await Deno.openKv(`${running.dataDir}/home.kv`);
       try {
-        const until = Date.now() + timeoutMs;
         while (Date.now() < until) {
           const staged = await Array.fromAsync(kv.list({ prefix: ["staged"] }, { limit: 1 }));
-          if (staged.length === 0) return;
+          if (staged.length === 0) break;
           await new Promise((r) => setTimeout(r, 50));
         }
-        throw new Error(`hearth: blobs still staged in KV ${timeoutMs} ms after the run`);
+        if (Date.now() >= until) {
+          throw new Error(`hearth: blobs still staged in KV ${timeoutMs} ms after the run`);
+        }
       } finally {
         kv.close();
       }
+      // Then until the process is idle: under 3% of a core over half a second.
+      while (Date.now() < until) {
+        const before = cpuMs(target.pid);
+        await new Promise((r) => setTimeout(r, 500));
+        if (cpuMs(target.pid) - before < 15) return;
+      }
+      throw new Error(`hearth: still busy ${timeoutMs} ms after the run`);
     },
     stop: running.stop,
   };
+}
+
+/** CPU time (user and system) a process has used so far, in ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name, which is in parentheses and may hold spaces: utime is the
+  // 14th field of the line and stime the 15th (proc(5)), in clock ticks of 1/100 s.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {

@@ -19,6 +19,11 @@ export const limits = {
   stagedBlobBytes: 256 * 1024,
   /** Staged bytes in KV beyond which the spiller runs without waiting for a quiet moment. */
   stagedSpillBytes: 32 * 1024 * 1024,
+  /**
+   * Delivered messages kept per unlocked account until a quiet moment makes their search texts;
+   * past this, the oldest are made at once (docs/store.md). As much as the plaintext cache.
+   */
+  pendingSearchTextBytes: 32 * 1024 * 1024,
   /** Total bytes of one MULTIAPPEND command. */
   imapMultiAppendBytes: 200 * 1024 * 1024,
   /** Commands a connection may send before it is closed. */

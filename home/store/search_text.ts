@@ -1,5 +1,6 @@
 /** The searchable text of a message as stored, before encryption, and as read back. */
 import { searchableText } from "../../src/mime/searchable_text.ts";
+import { limits } from "../../src/limits.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -67,10 +68,14 @@ interface PendingText {
 /**
  * Search texts of delivered messages that are not stored yet. A delivery's
  * `250` waits only for what durability needs (the sealed blob, its record and
- * its metadata); its search text is made and encrypted after the reply, then
- * written with the account's next commit. Until then it is answered from
- * memory. Losing it in a crash loses nothing: a message without stored text
- * is searched from its sealed blob (`AccountStore.text`).
+ * its metadata); its search text is made and encrypted once deliveries pause
+ * for `quietMs` (or at once for the oldest, when the messages waiting hold
+ * more than `maxRawBytes`), then written with the account's next commits.
+ * During a burst of mail, the work of indexing (as much CPU as sealing and a
+ * second write as large as the message) does not slow the replies. Until
+ * then a text is answered from memory. Losing it in a crash loses nothing: a
+ * message without stored text is searched from its sealed blob
+ * (`AccountStore.text`).
  *
  * @example
  * ```ts
@@ -85,7 +90,13 @@ export class PendingSearchTexts {
   readonly #encrypting = new Set<Promise<void>>();
   readonly #encrypt: (blob: string, plain: Uint8Array) => Promise<Uint8Array>;
   readonly #onReady: () => void;
+  readonly #quietMs: number;
+  readonly #maxRawBytes: number;
+  /** Bytes of the messages whose texts are not made yet. */
+  #rawBytes = 0;
+  #lastAdd = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #urgent = false;
 
   /**
    * `encrypt` seals a text for its blob; `onReady` is called when encrypted
@@ -94,25 +105,51 @@ export class PendingSearchTexts {
   constructor(
     encrypt: (blob: string, plain: Uint8Array) => Promise<Uint8Array>,
     onReady: () => void,
+    opts: { quietMs?: number; maxRawBytes?: number } = {},
   ) {
     this.#encrypt = encrypt;
     this.#onReady = onReady;
+    this.#quietMs = opts.quietMs ?? 250;
+    this.#maxRawBytes = opts.maxRawBytes ?? limits.pendingSearchTextBytes;
   }
 
-  /** Queues a delivered message's text; the work starts after the current task (the reply). */
+  /** Queues a delivered message's text, to be made at the next quiet moment. */
   add(blob: string, raw: Uint8Array): void {
+    if (this.#pending.get(blob)?.raw) return;
     this.#pending.set(blob, { raw });
-    this.#timer ??= setTimeout(() => {
-      this.#timer = undefined;
-      this.#make();
-    }, 0);
+    this.#rawBytes += raw.length;
+    this.#lastAdd = performance.now();
+    if (this.#rawBytes > this.#maxRawBytes) {
+      // Memory bound: the oldest half are made now, whatever the traffic.
+      if (!this.#urgent) {
+        this.#urgent = true;
+        setTimeout(() => {
+          this.#urgent = false;
+          this.#make(this.#maxRawBytes / 2);
+        }, 0);
+      }
+    } else {
+      this.#timer ??= setTimeout(() => this.#whenQuiet(), this.#quietMs);
+    }
   }
 
-  /** Makes and encrypts the texts of the messages queued so far. */
-  #make(): void {
+  #whenQuiet(): void {
+    const since = performance.now() - this.#lastAdd;
+    if (since < this.#quietMs) {
+      this.#timer = setTimeout(() => this.#whenQuiet(), this.#quietMs - since);
+      return;
+    }
+    this.#timer = undefined;
+    this.#make(0);
+  }
+
+  /** Makes and encrypts queued texts, oldest first, until at most `keepRawBytes` are left. */
+  #make(keepRawBytes: number): void {
     for (const [blob, entry] of this.#pending) {
+      if (this.#rawBytes <= keepRawBytes) break;
       if (!entry.raw) continue;
       const plain = this.plain(blob)!;
+      this.#rawBytes -= entry.raw.length;
       entry.raw = undefined;
       const encrypting: Promise<void> = this.#encrypt(blob, plain).then(
         (box) => {
@@ -157,6 +194,8 @@ export class PendingSearchTexts {
 
   /** Drops a message's text (it was expunged before its text was written). */
   forget(blob: string): void {
+    const raw = this.#pending.get(blob)?.raw;
+    if (raw) this.#rawBytes -= raw.length;
     this.#pending.delete(blob);
   }
 
@@ -166,7 +205,7 @@ export class PendingSearchTexts {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    this.#make();
+    this.#make(0);
     await Promise.all([...this.#encrypting]);
     return this.take(Infinity);
   }
