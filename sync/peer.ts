@@ -182,6 +182,16 @@ export class SyncPeer {
   }
 
   /**
+   * Whether the heads the peer last announced name changes this document lacks: the peer has
+   * changes for us, and it sends them only once it has our answer (Automerge's first message
+   * from a fresh sync state carries none). An answer deferred then leaves us behind.
+   */
+  behindPeer(): boolean {
+    const theirs = this.#state.theirHeads;
+    return !!theirs?.length && !A.hasHeads(this.doc.automerge, theirs);
+  }
+
+  /**
    * Takes one frame from the peer and returns what to answer (possibly
    * nothing). Throws RangeError on a malformed frame; the document is then
    * unchanged.

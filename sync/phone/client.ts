@@ -513,8 +513,9 @@ export class Phone {
    * changes, the replies to what the previous exchange brought and its acknowledgement, and
    * brings what waits (envelopes, and mail still at the edge). Replies to what it brings go
    * with the next exchange — the home keeps sending changes meanwhile — unless `flush` is set
-   * (a user waiting on the screen) or the home asked for something only a reply gives (an
-   * unlock), when they are posted at once.
+   * (a user waiting on the screen), the home asked for something only a reply gives (an
+   * unlock), or the home's message shows it has changes this phone lacks (it sends them only
+   * once it has the reply), when they are posted at once.
    *
    * `lan` (default: `flush`, a sync the user started) tries the home box's LAN URLs first with
    * the same envelopes ({@linkcode lanUrls}); the edge is used when none answers within
@@ -567,7 +568,12 @@ export class Phone {
     const out: SyncMessage[] = [];
     await this.#handle(got.messages, out);
     let bytesOut = body.length;
-    if (opts.flush || out.some((m) => m.kind !== "sync")) {
+    // A reply that the home needs before it can send what this phone lacks goes at once: kept
+    // for the next exchange, it waited for a push that never came, since the home posts nothing
+    // more until it has the reply. After a restart the home's first sync frame names its heads
+    // but carries no changes (mail it fetched from the edge while it opened the document, say).
+    const behind = out.length > 0 && this.#peer.behindPeer();
+    if (opts.flush || behind || out.some((m) => m.kind !== "sync")) {
       bytesOut += await this.#send(out, this.#state.acks);
       if (!out.length && this.#state.acks.length) await this.#ack(this.#state.acks);
       this.#state.acks = [];

@@ -112,6 +112,25 @@ Deno.test("a phone's message the home dropped (locked, or crashed before storing
   assertEquals(home.message("00000005")!.flags, ["$Phone"]);
 });
 
+Deno.test("a restarted home's first frame carries no changes: the phone knows it is behind", () => {
+  const home = seeded(100);
+  const phone = AccountDoc.empty("bb");
+  const h = new SyncPeer(home, null, { announceFresh: true }), p = new SyncPeer(phone);
+  exchange(h, p);
+  assert(!p.behindPeer(), "in step after an exchange");
+  // Mail fetched from the edge is recorded before the restarted home first speaks.
+  home.edit([{ kind: "flags", id: "00000007", flags: ["\\Seen"] }]);
+  const h2 = new SyncPeer(home, h.state(), { announceFresh: true });
+  const replies = h2.start().flatMap((f) => p.receive(f));
+  assertEquals(phone.message("00000007")!.flags, [], "the first frame carried no changes");
+  assert(p.behindPeer(), "the home named heads the phone lacks");
+  assert(replies.length, "the phone has a reply, which the home needs to send the change");
+  // The reply (posted at once, not kept for the next exchange) brings the change.
+  for (const f of replies.flatMap((r) => h2.receive(r))) p.receive(f);
+  assertEquals(phone.message("00000007")!.flags, ["\\Seen"]);
+  assert(!p.behindPeer());
+});
+
 Deno.test("a peer that keeps the exchange going is answered with plain changes after the cap", () => {
   const home = seeded(10);
   const h = new SyncPeer(home);
