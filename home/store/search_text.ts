@@ -87,6 +87,10 @@ interface PendingText {
  */
 export class PendingSearchTexts {
   readonly #pending = new Map<string, PendingText>();
+  /** Entries whose text is not made yet, oldest first. */
+  readonly #unmade = new Map<string, PendingText>();
+  /** Encrypted texts waiting for a commit, in the order they became ready. */
+  readonly #ready = new Map<string, Uint8Array>();
   readonly #encrypting = new Set<Promise<void>>();
   readonly #encrypt: (blob: string, plain: Uint8Array) => Promise<Uint8Array>;
   readonly #onReady: () => void;
@@ -116,16 +120,19 @@ export class PendingSearchTexts {
   /** Queues a delivered message's text, to be made at the next quiet moment. */
   add(blob: string, raw: Uint8Array): void {
     if (this.#pending.get(blob)?.raw) return;
-    this.#pending.set(blob, { raw });
+    const entry = { raw };
+    this.#pending.set(blob, entry);
+    this.#unmade.set(blob, entry);
     this.#rawBytes += raw.length;
     this.#lastAdd = performance.now();
     if (this.#rawBytes > this.#maxRawBytes) {
-      // Memory bound: the oldest half are made now, whatever the traffic.
+      // Memory bound: the oldest are made now, whatever the traffic, just enough to get back
+      // under it: under sustained mail, one text per message, as steady as the mail itself.
       if (!this.#urgent) {
         this.#urgent = true;
         setTimeout(() => {
           this.#urgent = false;
-          this.#make(this.#maxRawBytes / 2);
+          this.#make(this.#maxRawBytes);
         }, 0);
       }
     } else {
@@ -145,15 +152,17 @@ export class PendingSearchTexts {
 
   /** Makes and encrypts queued texts, oldest first, until at most `keepRawBytes` are left. */
   #make(keepRawBytes: number): void {
-    for (const [blob, entry] of this.#pending) {
+    for (const [blob, entry] of this.#unmade) {
       if (this.#rawBytes <= keepRawBytes) break;
-      if (!entry.raw) continue;
+      this.#unmade.delete(blob);
       const plain = this.plain(blob)!;
-      this.#rawBytes -= entry.raw.length;
+      this.#rawBytes -= entry.raw!.length;
       entry.raw = undefined;
       const encrypting: Promise<void> = this.#encrypt(blob, plain).then(
         (box) => {
+          if (this.#pending.get(blob) !== entry) return; // forgotten meanwhile
           entry.box = box;
+          this.#ready.set(blob, box);
           this.#onReady();
         },
         // Not stored then: that message is searched from its blob.
@@ -176,11 +185,11 @@ export class PendingSearchTexts {
   take(maxBytes: number): [string, Uint8Array][] {
     const out: [string, Uint8Array][] = [];
     let bytes = 0;
-    for (const [blob, entry] of this.#pending) {
-      if (!entry.box) continue;
-      if (out.length && bytes + entry.box.length > maxBytes) break;
-      out.push([blob, entry.box]);
-      bytes += entry.box.length;
+    for (const [blob, box] of this.#ready) {
+      if (out.length && bytes + box.length > maxBytes) break;
+      out.push([blob, box]);
+      bytes += box.length;
+      this.#ready.delete(blob);
       this.#pending.delete(blob);
     }
     return out;
@@ -188,8 +197,7 @@ export class PendingSearchTexts {
 
   /** True when an encrypted text waits for a commit. */
   get ready(): boolean {
-    for (const entry of this.#pending.values()) if (entry.box) return true;
-    return false;
+    return this.#ready.size > 0;
   }
 
   /** Drops a message's text (it was expunged before its text was written). */
@@ -197,6 +205,8 @@ export class PendingSearchTexts {
     const raw = this.#pending.get(blob)?.raw;
     if (raw) this.#rawBytes -= raw.length;
     this.#pending.delete(blob);
+    this.#unmade.delete(blob);
+    this.#ready.delete(blob);
   }
 
   /** Makes every queued text now and returns them all (the store is closing). */
