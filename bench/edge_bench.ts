@@ -21,6 +21,7 @@ import { inboundHeaders } from "../src/wire/edge_api.ts";
 import { EdgeStore } from "../edge/store.ts";
 import { sealAndCommit } from "../edge/inbound.ts";
 import { freePort } from "./dovecot.ts";
+import { cpuMsOf } from "./proc.ts";
 import { exitWithUsage, log } from "./report.ts";
 import { SMTP_SOURCE } from "./smtp_bench.ts";
 
@@ -240,14 +241,6 @@ async function startEdgeProcess(dataDir: string, kvPath: string): Promise<EdgePr
     while (!(await reader.read()).done) { /* discard */ }
   })().catch(() => {});
   return { pid: child.pid, httpUrl: `http://127.0.0.1:${httpPort}`, smtpPort, stop };
-}
-
-/** CPU time (user + system) a process has used so far, ms (/proc/PID/stat, clock ticks). */
-function cpuMsOf(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the command name (which may hold spaces) in parentheses.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ is 100 on Linux
 }
 
 /** Samples the resident memory of a process (VmRSS, KiB) until stopped. */

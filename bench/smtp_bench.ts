@@ -18,6 +18,7 @@
  * and its first run was up to 40% slower than the later ones.
  */
 
+import { cpuMsOf } from "./proc.ts";
 import { exitWithUsage, log } from "./report.ts";
 import { startHearth } from "./hearth.ts";
 import { ImapClient } from "./imap_client.ts";
@@ -174,23 +175,14 @@ async function startHearthTarget(keep: boolean): Promise<SmtpTarget> {
       }
       // Then until the process is idle: under 3% of a core over half a second.
       while (Date.now() < until) {
-        const before = cpuMs(target.pid);
+        const before = cpuMsOf(target.pid);
         await new Promise((r) => setTimeout(r, 500));
-        if (cpuMs(target.pid) - before < 15) return;
+        if (cpuMsOf(target.pid) - before < 15) return;
       }
       throw new Error(`hearth: still busy ${timeoutMs} ms after the run`);
     },
     stop: running.stop,
   };
-}
-
-/** CPU time (user and system) a process has used so far, in ms (Linux /proc). */
-function cpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the command name, which is in parentheses and may hold spaces: utime is the
-  // 14th field of the line and stime the 15th (proc(5)), in clock ticks of 1/100 s.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {

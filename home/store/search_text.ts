@@ -61,8 +61,6 @@ interface PendingText {
   raw?: Uint8Array;
   /** The text as stored, before encryption. */
   plain?: Uint8Array;
-  /** Encrypted, ready for a commit. */
-  box?: Uint8Array;
 }
 
 /**
@@ -161,7 +159,6 @@ export class PendingSearchTexts {
       const encrypting: Promise<void> = this.#encrypt(blob, plain).then(
         (box) => {
           if (this.#pending.get(blob) !== entry) return; // forgotten meanwhile
-          entry.box = box;
           this.#ready.set(blob, box);
           this.#onReady();
         },

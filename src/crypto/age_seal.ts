@@ -73,7 +73,7 @@ const MAX_RECIPIENTS_AHEAD = 256;
 const headersAhead = new Map<string, SealHeader[]>();
 
 /**
- * Where headers come from when a worker makes them (seal_worker.ts): asked for more whenever a
+ * Where headers come from when a worker makes them (header_worker.ts): asked for more whenever a
  * recipient's stock runs low. Without one, sealAheadFor makes a single header on this thread.
  */
 export interface HeaderSource {
@@ -136,7 +136,7 @@ export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
  * derivations and the header MAC: most of a small message's sealing), so that
  * the next {@linkcode sealX25519} to it only encrypts the payload. Call it when
  * the thread would otherwise wait (a delivery waiting for its fsync). Throws
- * TypeError like sealX25519. With a header worker running (seal_worker.ts), it
+ * TypeError like sealX25519. With a header worker running (header_worker.ts), it
  * only asks the worker to top up the recipient's stock.
  *
  * @example
@@ -146,7 +146,7 @@ export function sealX25519(data: Uint8Array, recipient: string): Uint8Array {
  * ```
  */
 export function sealAheadFor(recipient: string): void {
-  const have = headersAhead.get(recipient)?.length ?? 0;
+  const have = headersInStock(recipient);
   // A worker keeps the stock: nothing to make on this thread.
   if (headerSource) return headerSource.refill(recipient, have);
   if (have === 0) addHeadersAhead(recipient, [makeSealHeader(recipient)], 1);

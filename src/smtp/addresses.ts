@@ -64,7 +64,8 @@ export function headerAddresses(value: string): string[] {
  * header section (RFC 5322 §2.2.3 unfolding).
  */
 export function headerValues(raw: Uint8Array, name: string): string[] {
-  const text = new TextDecoder().decode(raw.subarray(0, headerEnd(raw)));
+  const end = blankLineAt(raw);
+  const text = new TextDecoder().decode(end < 0 ? raw : raw.subarray(0, end));
   const lines = text.split(/\r\n(?![ \t])/);
   const want = name.toLowerCase() + ":";
   return lines
@@ -72,14 +73,15 @@ export function headerValues(raw: Uint8Array, name: string): string[] {
     .map((l) => l.slice(want.length).replace(/\r\n[ \t]/g, " ").trim());
 }
 
-/** Offset of the end of the header section (before the empty line), or the whole message. */
-function headerEnd(raw: Uint8Array): number {
-  for (let i = 0; i + 3 < raw.length; i++) {
-    if (raw[i] === 0x0d && raw[i + 1] === 0x0a && raw[i + 2] === 0x0d && raw[i + 3] === 0x0a) {
-      return i;
-    }
+/**
+ * Where the header section of a message ends: the offset of the CRLF CRLF that closes its last
+ * field and the empty line (RFC 5322 §2.1), or -1 when the message has no empty line.
+ */
+export function blankLineAt(raw: Uint8Array): number {
+  for (let i = raw.indexOf(0x0d); i >= 0 && i + 3 < raw.length; i = raw.indexOf(0x0d, i + 1)) {
+    if (raw[i + 1] === 0x0a && raw[i + 2] === 0x0d && raw[i + 3] === 0x0a) return i;
   }
-  return raw.length;
+  return -1;
 }
 
 /** A MAIL FROM or RCPT TO argument, parsed (RFC 5321 §4.1.2). */

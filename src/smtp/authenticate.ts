@@ -17,6 +17,7 @@
 import { authenticate } from "mailauth";
 import { Buffer } from "node:buffer";
 import { mailauthResolver, type Resolver } from "../dns.ts";
+import { blankLineAt } from "./addresses.ts";
 import { log } from "../log.ts";
 
 export interface InboundContext {
@@ -45,8 +46,8 @@ export interface InboundVerdict {
  */
 export function removeForgedResults(raw: Uint8Array, authservId: string): Uint8Array {
   // Only the header section is looked at (and decoded): the body is never touched.
-  const end = headerEnd(raw);
-  const head = new TextDecoder("latin1").decode(end < 0 ? raw : raw.subarray(0, end - 2));
+  const blank = blankLineAt(raw);
+  const head = new TextDecoder("latin1").decode(blank < 0 ? raw : raw.subarray(0, blank + 2));
   // Header fields with their continuation lines (RFC 5322 §2.2.3).
   const fields = head.match(/[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*/g) ?? [];
   const ours = (f: string) => {
@@ -76,20 +77,13 @@ export function removeForgedResults(raw: Uint8Array, authservId: string): Uint8A
  * to verify), and parsing it is most of the work for a message of some size.
  */
 export function partToVerify(raw: Uint8Array): Uint8Array {
-  const end = headerEnd(raw);
-  if (end < 0) return raw;
+  const blank = blankLineAt(raw);
+  if (blank < 0) return raw;
+  const end = blank + 4;
   const text = new TextDecoder("latin1").decode(raw.subarray(0, end));
   // RFC 6376 §3.5 DKIM-Signature, RFC 8617 §4.1 ARC-Seal/ARC-Message-Signature/ARC-Authentication-Results.
   if (/(?:^|\n)(?:dkim-signature|arc-[a-z-]+)[ \t]*:/i.test(text)) return raw;
   return raw.subarray(0, end);
-}
-
-/** Where the header section ends: just after the empty line's CRLF; -1 when there is none. */
-function headerEnd(raw: Uint8Array): number {
-  for (let i = raw.indexOf(0x0d); i >= 0 && i + 3 < raw.length; i = raw.indexOf(0x0d, i + 1)) {
-    if (raw[i + 1] === 0x0a && raw[i + 2] === 0x0d && raw[i + 3] === 0x0a) return i + 4;
-  }
-  return -1;
 }
 
 /** Verifies an inbound message; never throws (a failure to verify is logged and delivered). */
