@@ -14,6 +14,8 @@ import { UsageError } from "../src/errors.ts";
 import { ensureLocalCertificate, fileExists } from "../src/tls.ts";
 import { type BlobFileSystem, BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
+import { DeliveryJournal, recoverJournal } from "./store/journal.ts";
+import { indexRecovered } from "./store/deliver.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
 import { log } from "../src/log.ts";
 import { type Resolver, SystemResolver } from "../src/dns.ts";
@@ -154,12 +156,23 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   const { kv, blobs } = await openStore(config, opts.storage);
   const removed = await blobs.collectTemporaries();
   if (removed) log.info("blobs.temporaries-removed", { count: removed });
+  const registry = new AccountRegistry(kv, blobs);
+  // Mail that had its 250 before a stop or a crash and was not indexed yet (journal.ts).
+  const journalDir = `${config.dataDir}/journal`;
+  const fileSystem = opts.storage?.fileSystem;
+  try {
+    await recoverJournal(journalDir, kv, (e) => indexRecovered(kv, blobs, e), fileSystem);
+    registry.journal = await DeliveryJournal.open(journalDir, kv, { fileSystem });
+  } catch (e) {
+    await registry.close();
+    kv.close();
+    throw e;
+  }
   // Blobs a crash left unrecorded: in the background, so start-up is not held up.
   const collecting = blobs.collectUnreferenced(kv).then(
     (n) => n && log.info("blobs.unreferenced-removed", { count: n }),
     (e) => log.warn("blobs.collection-failed", { error: e }),
   );
-  const registry = new AccountRegistry(kv, blobs);
   const cert = {
     certPem: await Deno.readTextFile(`${config.dataDir}/tls/cert.pem`),
     keyPem: await Deno.readTextFile(`${config.dataDir}/tls/key.pem`),
@@ -314,6 +327,8 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
       await submission?.close();
       await runner?.stop();
       await imap.close();
+      // After every listener: deliveries acknowledged are indexed before the stores close.
+      await registry.journal?.close();
       await registry.close();
       kv.close();
     },

@@ -17,6 +17,11 @@ export const limits = {
   messageBytes: 50 * 1024 * 1024,
   /** Sealed blobs up to this size are staged in KV with their record (docs/store.md). */
   stagedBlobBytes: 256 * 1024,
+  /**
+   * Journaled deliveries waiting to be indexed beyond which a delivery waits for its own
+   * indexing before its `250` (home/store/journal.ts).
+   */
+  journalBacklogBytes: 16 * 1024 * 1024,
   /** Staged bytes in KV beyond which the spiller runs without waiting for a quiet moment. */
   stagedSpillBytes: 32 * 1024 * 1024,
   /**

@@ -185,6 +185,8 @@ export class Session {
     }
     let completion: Completion | void;
     try {
+      // Mail that had its 250 is indexed a moment later (home/store/journal.ts): a command sees it.
+      if (this.store) await this.ctx.registry.journal?.indexed(this.store.id);
       completion = await spec.handler(this, tag, command as never);
     } catch (e) {
       if (e instanceof ProtocolError) {

@@ -350,14 +350,16 @@ export class AccountStore {
   /**
    * Adds a message delivered while the account is unlocked straight to INBOX,
    * its plaintext in hand (see {@linkcode IncomingMessages.addDelivered}).
-   * `sealing` is `raw` sealed to this account (or that sealing under way).
+   * `sealing` is `raw` sealed to this account (or that sealing under way); `marker`, a key set
+   * in the same commit (the delivery journal's, journal.ts).
    */
   addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
+    marker?: Deno.KvKey,
   ): Promise<string> {
-    return this.#incoming.addDelivered(sealing, raw, date);
+    return this.#incoming.addDelivered(sealing, raw, date, marker);
   }
 
   /**

@@ -21,6 +21,7 @@ import { UsageError } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
 import type { BlobStore } from "./blobs.ts";
 import { AccountStore, type AccountStoreOptions } from "./account_store.ts";
+import type { DeliveryJournal } from "./journal.ts";
 import { type SpillOptions, StagedBlobs } from "./staging.ts";
 import type { MailboxRecord } from "./state.ts";
 
@@ -219,6 +220,11 @@ export class AccountRegistry {
   readonly #storeOptions: AccountStoreOptions;
   readonly #unlockListeners = new Set<(id: string) => void>();
   readonly #staging: StagedBlobs;
+  /**
+   * The box's delivery journal (journal.ts): MX deliveries are durable in it before their `250`
+   * and indexed after. Null in one-shot commands, which index before they return.
+   */
+  journal: DeliveryJournal | null = null;
 
   constructor(kv: Deno.Kv, blobs: BlobStore, opts: AccountRegistryOptions = {}) {
     this.#kv = kv;

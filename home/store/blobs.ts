@@ -26,6 +26,8 @@ export interface BlobFileSystem {
   writeDurably(path: string, data: Uint8Array): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   syncDirectory(path: string): Promise<void>;
+  /** fdatasync of an open file (the delivery journal's appends). */
+  syncFile(file: Deno.FsFile): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
   remove(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
@@ -66,6 +68,7 @@ export const denoFileSystem: BlobFileSystem = {
       dir.close();
     }
   },
+  syncFile: (file) => file.syncData(),
   readFile: (path) => Deno.readFile(path),
   async remove(path) {
     try {

@@ -20,6 +20,7 @@ import { StagedBlobs, stagedEntries } from "./staging.ts";
 import type { ArrivalRecord } from "./incoming.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
 import { groupCommitFor } from "./group_commit.ts";
+import type { DeliveryJournal, JournalEntry } from "./journal.ts";
 import { log } from "../../src/log.ts";
 
 let arrivalCounter = 0;
@@ -80,20 +81,98 @@ export async function deliverLocally(
   }
   const sealing = sealToRecipient(raw, rcpt.recipient);
   const date = Date.now();
-  const store = registry?.unlocked(rcpt.id);
+  const journal = registry?.journal;
+  if (journal && !journal.closed) {
+    const sealed = await sealing;
+    if (StagedBlobs.for(kv, blobs).shouldStage(sealed)) {
+      // Durable once journaled: the 250 goes out, and the message is indexed after it.
+      const entry = await journal.append(
+        { account: rcpt.id, blob: await BlobStore.idOf(sealed), size: raw.length, date },
+        sealed,
+      );
+      const indexing = indexJournaled(kv, blobs, journal, entry, raw, registry);
+      journal.track(entry, indexing);
+      // Indexing fell behind (KV failing, or slower than the mail): the sender waits for it.
+      if (journal.backlogBytes > limits.journalBacklogBytes) await indexing;
+      return;
+    }
+  }
+  await indexDelivery(kv, blobs, rcpt.id, sealing, raw, date, registry, null);
+}
+
+/**
+ * Indexes a journaled delivery, again after a pause while KV fails (the entry is durable in
+ * the journal meanwhile); a box that stops first leaves it for the next start.
+ */
+async function indexJournaled(
+  kv: Deno.Kv,
+  blobs: BlobStore,
+  journal: DeliveryJournal,
+  entry: JournalEntry,
+  raw: Uint8Array,
+  registry: AccountRegistry,
+): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      await indexDelivery(kv, blobs, entry.account, entry.sealed, raw, entry.date, registry, entry);
+      journal.done(entry);
+      return;
+    } catch (e) {
+      log.warn("journal.index-failed", { account: entry.account, attempt, error: e });
+      if (journal.closed) return;
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 200 * 2 ** attempt)));
+      if (journal.closed) return;
+    }
+  }
+}
+
+/**
+ * Indexes a delivery: straight into an unlocked account's INBOX, otherwise as an arrival
+ * record. `journaled` is the journal entry it comes from: its marker rides in the commit.
+ */
+async function indexDelivery(
+  kv: Deno.Kv,
+  blobs: BlobStore,
+  account: string,
+  sealing: Uint8Array | Promise<Uint8Array>,
+  raw: Uint8Array,
+  date: number,
+  registry: AccountRegistry | undefined,
+  journaled: JournalEntry | null,
+): Promise<void> {
+  const store = registry?.unlocked(account);
   if (store) {
     // Unlocked: index straight into INBOX with the plaintext in hand, instead of an arrival
     // record that the store would then read back and decrypt again.
     try {
-      await store.addDelivered(sealing, raw, date);
+      await store.addDelivered(sealing, raw, date, journaled?.marker);
       return;
     } catch (e) {
       // The account locked meanwhile, or its commit failed: an arrival record keeps the message
       // (ingest skips a blob the account already has, so nothing is added twice).
-      log.warn("deliver.direct-failed", { account: rcpt.id, error: e });
+      log.warn("deliver.direct-failed", { account, error: e });
     }
   }
-  await storeArrival(kv, blobs, rcpt.id, await sealing, raw.length, date, null, registry);
+  const sealed = await sealing;
+  await storeArrival(kv, blobs, account, sealed, raw.length, date, null, registry, journaled);
+}
+
+/**
+ * Indexes an entry an earlier run left in the delivery journal (recoverJournal): as an arrival
+ * record, which the account moves into INBOX at its next unlock.
+ */
+export async function indexRecovered(kv: Deno.Kv, blobs: BlobStore, entry: JournalEntry) {
+  await storeArrival(
+    kv,
+    blobs,
+    entry.account,
+    entry.sealed,
+    entry.size,
+    entry.date,
+    null,
+    undefined,
+    entry,
+  );
 }
 
 /** An item sealed elsewhere (by the edge) for one of our accounts. */
@@ -157,6 +236,7 @@ async function storeArrival(
   date: number,
   itemId: string | null,
   registry?: AccountRegistry,
+  journaled: JournalEntry | null = null,
 ): Promise<boolean> {
   const staging = StagedBlobs.for(kv, blobs);
   const staged = staging.shouldStage(sealed);
@@ -169,12 +249,13 @@ async function storeArrival(
     apply(op) {
       op.set(key, arrival);
       for (const [k, v] of stagedSets) op.set(k, v);
+      if (journaled) op.set(journaled.marker, true);
       if (itemId) {
         op.check({ key: ["edge-item", itemId], versionstamp: null })
           .set(["edge-item", itemId], true, { expireIn: seenItemMs });
       }
     },
-    mutations: (itemId ? 2 : 1) + stagedSets.length,
+    mutations: (itemId ? 2 : 1) + (journaled ? 1 : 0) + stagedSets.length,
     checks: itemId ? 1 : 0,
     bytes: 300 + (staged ? sealed.length + 100 * stagedSets.length : 0),
   });

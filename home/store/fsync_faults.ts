@@ -24,7 +24,7 @@ function fsyncError(what: string): Error {
 
 /** Switches for the durable steps that fail; every failure injected is counted. */
 export class FsyncFaults {
-  /** fdatasync of a blob file (after its bytes were written). */
+  /** fdatasync of a blob file (after its bytes were written) or of the delivery journal. */
   fileData = false;
   /** fsync of a blob directory (after a rename into it). */
   directory = false;
@@ -58,6 +58,13 @@ export class FsyncFaults {
         } finally {
           file.close();
         }
+      },
+      syncFile: async (file) => {
+        if (this.fileData) {
+          this.injected.fileData++;
+          throw fsyncError("fdatasync");
+        }
+        await base.syncFile(file);
       },
       syncDirectory: async (path) => {
         if (this.directory) {

@@ -186,12 +186,14 @@ export class IncomingMessages {
    * the metadata: the `250` follows one durable commit holding the sealed
    * bytes and their record. A larger one is written as a file in parallel
    * with the analysis, and the index commit waits for it. The search text
-   * is made after the commit and stored with a later one (PendingSearchTexts).
+   * is made after the commit and stored with a later one (PendingSearchTexts). `marker` is
+   * set in the same commit (a delivery journal entry's, journal.ts).
    */
   async addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
+    marker?: Deno.KvKey,
   ): Promise<string> {
     const { id, keys, state } = this.#store;
     const sealed = await sealing;
@@ -212,6 +214,7 @@ export class IncomingMessages {
     if (!small) await setChunkedMany(this.#kv, [[["meta", id, blob], metaBox]]);
     const prepared = { blob, size: raw.length };
     const committed = this.#store.mutate((tx) => {
+      if (marker) tx.setWithCommit(marker, true);
       if (state.blobRefs.has(blob)) return;
       if (small) tx.setNoLaterThanCommit(["meta", id, blob, 0], metaBox);
       // After the metadata, which names the blob: early sets are committed in order, so the blob

@@ -9,9 +9,13 @@
  * the client retries and succeeds, and at the end every message is in INBOX
  * exactly once and whole.
  *
- * Small messages are staged in KV with their record (home/store/staging.ts),
- * so their durable step is the KV commit; those over `limits.stagedBlobBytes`
- * (256 KiB) are written as files first. Both are covered, for a locked
+ * A small message over the MX is durable in the delivery journal
+ * (home/store/journal.ts) before its `250`: its durable step is the journal's
+ * fdatasync, and a KV commit failing after it only delays its indexing (the
+ * `250` stands, and the message is in INBOX once KV works again). A small
+ * APPEND is staged in KV with its record (home/store/staging.ts), so its
+ * durable step is the KV commit; messages over `limits.stagedBlobBytes`
+ * (256 KiB) are written as files first. All are covered, for a locked
  * account (arrival records) and an unlocked one (straight into INBOX), and
  * a spill of staged blobs to files whose fsync fails.
  */
@@ -120,8 +124,29 @@ Deno.test({
           return { ok: r.status === "OK", reply: `${r.status} ${r.text}` };
         });
 
+      /** KV fails after the journal's sync: the 250 stands, the message is indexed later. */
+      const mxIndexedLater = async () => {
+        const subject = `${stored.length}-MX-small-kvCommit-${imap ? "unlocked" : "locked"}-later`;
+        const before = faults.injected.kvCommit;
+        faults.kvCommit = true;
+        let reply;
+        try {
+          reply = await bounded(subject, 30_000, deliverByMx(box, subject, "small"));
+          const until = Date.now() + 10_000;
+          while (faults.injected.kvCommit === before && Date.now() < until) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        } finally {
+          faults.clear();
+        }
+        assert(reply.startsWith("250"), `${subject}: ${reply}`);
+        assert(faults.injected.kvCommit > before, `${subject}: indexing never met the fault`);
+        stored.push(subject);
+      };
+
       // The account is locked: deliveries become arrival records.
-      await mx("small", "kvCommit");
+      await mx("small", "fileData");
+      await mxIndexedLater();
       await mx("large", "fileData");
       await mx("large", "directory");
       await mx("large", "kvCommit");
@@ -130,7 +155,8 @@ Deno.test({
       imap = await RawImap.connect(box.port);
       await imap.ok(`LOGIN ${box.address} "${box.password}"`);
       await imap.ok("SELECT INBOX");
-      await mx("small", "kvCommit");
+      await mx("small", "fileData");
+      await mxIndexedLater();
       await mx("large", "fileData");
       await mx("large", "directory");
       await append("small", "kvCommit");
@@ -141,7 +167,7 @@ Deno.test({
 
       // The spiller moves staged blobs to files after a quiet second: when its fsync fails,
       // the staged copy stays in KV and the message stays readable.
-      await mx("small", "kvCommit");
+      await mx("small", "fileData");
       const spillFaults = faults.injected.fileData;
       faults.fileData = true;
       try {

@@ -1,0 +1,478 @@
+/**
+ * The delivery journal: where a small message delivered over SMTP becomes
+ * durable before its `250`. The sealed message and its arrival facts are
+ * appended to a preallocated segment file and `fdatasync`ed (one sync for
+ * every delivery that arrived meanwhile, as a group commit); indexing it into
+ * the account (metadata, the INBOX entry, the KV commit) is done after the
+ * reply, off the client's path. Postfix answers the same way: its `250`
+ * follows the fsync of its queue file, and delivery to the mailbox comes
+ * after (docs/store.md, "The delivery journal").
+ *
+ * Each entry is folded into KV by a commit that also sets its marker,
+ * `["journal-done", segment, index]`, so an entry is indexed exactly once:
+ * at start, {@linkcode recoverJournal} indexes every entry without a marker
+ * (as an arrival record, like mail for a locked account), then removes the
+ * segment, makes the removal durable, and only then deletes its markers.
+ *
+ * An entry holds what an arrival record holds (account id, blob id, size,
+ * date) and the age file: nothing readable of the message.
+ *
+ * Entry layout: magic `HJ01`, header length and sealed length (u32, big
+ * endian), the header as JSON, the sealed bytes. An entry is valid when its
+ * sealed bytes hash to its blob id; reading a segment stops at the first
+ * invalid entry (the zeros after the last append, or an append that was cut
+ * short: it never had its `250`).
+ *
+ * @example
+ * ```ts
+ * const journal = await DeliveryJournal.open(`${dataDir}/journal`);
+ * const entry = await journal.append({ account, blob, size, date }, sealed); // durable now
+ * // … index it with a commit that sets entry.marker, then:
+ * journal.done(entry);
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { log } from "../../src/log.ts";
+import { type BlobFileSystem, denoFileSystem } from "./blobs.ts";
+
+/** What the journal records of a delivery beside its sealed bytes. */
+export interface JournalHeader {
+  /** The account's id. */
+  account: string;
+  /** The sealed blob's id (its content hash: the entry's checksum). */
+  blob: string;
+  /** Plaintext size in bytes. */
+  size: number;
+  /** Arrival time (ms): the message's internal date. */
+  date: number;
+}
+
+/** A durable journal entry. */
+export interface JournalEntry extends JournalHeader {
+  sealed: Uint8Array;
+  /** Set this key in the commit that indexes the entry. */
+  marker: Deno.KvKey;
+}
+
+const magic = [0x48, 0x4a, 0x30, 0x31]; // "HJ01"
+const prefixBytes = 12;
+/** Preallocated size of a segment: overwriting zeros needs no size change at each fdatasync. */
+export const segmentBytes = 4 * 1024 * 1024;
+const markerPrefix = "journal-done";
+const segmentPattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function blobIdOf(sealed: Uint8Array): string {
+  return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
+}
+
+/** Encodes one entry. */
+export function encodeEntry(header: JournalHeader, sealed: Uint8Array): Uint8Array {
+  const json = encoder.encode(JSON.stringify(header));
+  const out = new Uint8Array(prefixBytes + json.length + sealed.length);
+  out.set(magic, 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(4, json.length);
+  view.setUint32(8, sealed.length);
+  out.set(json, prefixBytes);
+  out.set(sealed, prefixBytes + json.length);
+  return out;
+}
+
+/** The valid entries at the start of a segment's bytes, in order. */
+export function decodeSegment(bytes: Uint8Array): { header: JournalHeader; sealed: Uint8Array }[] {
+  const out: { header: JournalHeader; sealed: Uint8Array }[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  while (at + prefixBytes <= bytes.length) {
+    if (magic.some((b, i) => bytes[at + i] !== b)) break;
+    const jsonLength = view.getUint32(at + 4);
+    const sealedLength = view.getUint32(at + 8);
+    const end = at + prefixBytes + jsonLength + sealedLength;
+    if (end > bytes.length) break;
+    let header: JournalHeader;
+    try {
+      header = JSON.parse(
+        decoder.decode(bytes.subarray(at + prefixBytes, at + prefixBytes + jsonLength)),
+      );
+    } catch {
+      break;
+    }
+    const sealed = bytes.slice(at + prefixBytes + jsonLength, end);
+    if (typeof header?.blob !== "string" || blobIdOf(sealed) !== header.blob) break;
+    out.push({ header, sealed });
+    at = end;
+  }
+  return out;
+}
+
+interface Segment {
+  name: string;
+  path: string;
+  file: Deno.FsFile;
+  /** Bytes written so far. */
+  used: number;
+  /** Entries appended, and entries indexed. */
+  entries: number;
+  done: number;
+  /** No more appends go here (full, idle, or a failed sync). */
+  closed: boolean;
+}
+
+interface Queued {
+  header: JournalHeader;
+  sealed: Uint8Array;
+  bytes: Uint8Array;
+  resolve: (e: JournalEntry) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Options of {@linkcode DeliveryJournal.open}. */
+export interface JournalOptions {
+  /** The file system's sync steps (fault injection: fsync_faults.ts). */
+  fileSystem?: BlobFileSystem;
+  /** A segment whose entries are all indexed is closed after this long without appends. */
+  idleMs?: number;
+}
+
+/** Appends deliveries durably; see the module's documentation. */
+export class DeliveryJournal {
+  readonly dir: string;
+  readonly #kv: Deno.Kv;
+  readonly #fs: BlobFileSystem;
+  readonly #idleMs: number;
+  #active: Segment | null = null;
+  #spare: Promise<Segment> | null = null;
+  readonly #segments = new Map<string, Segment>();
+  #queue: Queued[] = [];
+  #running: Promise<void> | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Indexing under way, per account: readers wait for it (read your own delivery). */
+  readonly #pending = new Map<string, Set<Promise<unknown>>>();
+  /** Bytes appended and not yet indexed (the caller waits for indexing past a bound). */
+  backlogBytes = 0;
+  /** fdatasyncs made (tests check that appends were grouped). */
+  syncs = 0;
+
+  private constructor(dir: string, kv: Deno.Kv, opts: JournalOptions) {
+    this.dir = dir;
+    this.#kv = kv;
+    this.#fs = opts.fileSystem ?? denoFileSystem;
+    this.#idleMs = opts.idleMs ?? 2_000;
+  }
+
+  /**
+   * Opens the journal directory for appends. Recover what an earlier run left first
+   * ({@linkcode recoverJournal}): new segments never share a name with old ones.
+   */
+  static async open(dir: string, kv: Deno.Kv, opts: JournalOptions = {}): Promise<DeliveryJournal> {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    return new DeliveryJournal(dir, kv, opts);
+  }
+
+  /** True once {@linkcode close} was called: nothing more is appended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Appends a delivery; resolves once it is durable (the `250` may go out), with the marker
+   * the indexing commit must set. Rejects when the write or its sync failed: nothing was
+   * promised, and the entry will not be indexed by this process.
+   */
+  append(header: JournalHeader, sealed: Uint8Array): Promise<JournalEntry> {
+    if (this.#closed) return Promise.reject(new Error("the delivery journal is closed"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ header, sealed, bytes: encodeEntry(header, sealed), resolve, reject });
+      this.#running ??= this.#drain().finally(() => this.#running = null);
+    });
+  }
+
+  /** Tracks the indexing of an entry, so readers of its account can wait for it. */
+  track(entry: JournalEntry, indexing: Promise<unknown>) {
+    let set = this.#pending.get(entry.account);
+    if (!set) this.#pending.set(entry.account, set = new Set());
+    set.add(indexing);
+    this.backlogBytes += entry.sealed.length;
+    indexing.finally(() => {
+      set.delete(indexing);
+      if (!set.size && this.#pending.get(entry.account) === set) {
+        this.#pending.delete(entry.account);
+      }
+      this.backlogBytes -= entry.sealed.length;
+    }).catch(() => {});
+  }
+
+  /** Waits until deliveries acknowledged so far for an account are indexed (or failed). */
+  async indexed(account: string): Promise<void> {
+    const set = this.#pending.get(account);
+    if (set?.size) await Promise.allSettled([...set]);
+  }
+
+  /** Notes an entry as indexed (its marker committed); a closed segment all indexed is removed. */
+  done(entry: JournalEntry) {
+    const segment = this.#segments.get(entry.marker[1] as string);
+    if (!segment) return;
+    segment.done++;
+    if (segment.closed) this.#removeIfDone(segment);
+    else if (segment === this.#active && segment.done === segment.entries) this.#armIdle();
+  }
+
+  /**
+   * Stops appending, waits up to `waitMs` for indexing under way, and removes the segments that
+   * are all indexed. Entries not indexed stay for the next start's {@linkcode recoverJournal}.
+   */
+  async close(waitMs = 10_000) {
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    await this.#running;
+    const all = [...this.#pending.values()].flatMap((s) => [...s]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(all),
+      new Promise((r) => timer = setTimeout(r, waitMs)),
+    ]);
+    clearTimeout(timer);
+    const spare = await this.#spare?.catch(() => null);
+    this.#spare = null;
+    if (spare) await this.#discard(spare);
+    for (const segment of [...this.#segments.values()]) {
+      segment.closed = true;
+      await this.#removeIfDone(segment);
+      try {
+        segment.file.close();
+      } catch {
+        // Already closed by the removal.
+      }
+    }
+    this.#active = null;
+  }
+
+  async #drain() {
+    while (this.#queue.length) {
+      const batch = this.#take();
+      try {
+        await this.#write(batch);
+      } catch (e) {
+        for (const q of batch) q.reject(e);
+      }
+    }
+  }
+
+  /** The queued appends that fit in one segment. */
+  #take(): Queued[] {
+    let bytes = 0;
+    let n = 0;
+    for (const q of this.#queue) {
+      if (n > 0 && bytes + q.bytes.length > segmentBytes) break;
+      bytes += q.bytes.length;
+      n++;
+    }
+    return this.#queue.splice(0, n);
+  }
+
+  async #write(batch: Queued[]) {
+    const bytes = batch.reduce((n, q) => n + q.bytes.length, 0);
+    let segment = this.#active;
+    if (!segment || segment.closed || segment.used + bytes > segmentBytes) {
+      if (segment) this.#closeSegment(segment);
+      segment = this.#active = await this.#nextSegment(Math.max(segmentBytes, bytes));
+    }
+    clearTimeout(this.#idleTimer);
+    const data = batch.length === 1 ? batch[0].bytes : concat(batch.map((q) => q.bytes));
+    const start = segment.used;
+    try {
+      await segment.file.seek(start, Deno.SeekMode.Start);
+      let off = 0;
+      while (off < data.length) off += await segment.file.write(data.subarray(off));
+      segment.used += data.length;
+      await this.#fs.syncFile(segment.file);
+      this.syncs++;
+    } catch (e) {
+      // The bytes may or may not be on disk: none of these appends was promised, so none may
+      // come back at the next start. Zeros over them (recovery stops there), and no more
+      // appends to this segment.
+      try {
+        await segment.file.seek(start, Deno.SeekMode.Start);
+        await segment.file.write(new Uint8Array(data.length));
+      } catch (e2) {
+        log.warn("journal.unwrite-failed", { segment: segment.name, error: e2 });
+      }
+      this.#closeSegment(segment);
+      throw e;
+    }
+    // Half full: the next segment is made in the background, before it is needed.
+    if (segment.used > segmentBytes / 2) this.#spare ??= this.#create(segmentBytes);
+    for (const q of batch) {
+      const entry: JournalEntry = {
+        ...q.header,
+        sealed: q.sealed,
+        marker: [markerPrefix, segment.name, segment.entries++],
+      };
+      q.resolve(entry);
+    }
+  }
+
+  async #nextSegment(size: number): Promise<Segment> {
+    const spare = this.#spare;
+    this.#spare = null;
+    if (spare && size <= segmentBytes) {
+      try {
+        return await spare;
+      } catch {
+        // Made again below; its own error is the one the caller sees.
+      }
+    }
+    return await this.#create(size);
+  }
+
+  /** A new segment, zero-filled to its size, durable with its directory entry. */
+  async #create(size: number): Promise<Segment> {
+    const rand = crypto.getRandomValues(new Uint8Array(4));
+    const name = `${Date.now().toString(36)}-${toHex(rand)}.jnl`;
+    const path = `${this.dir}/${name}`;
+    const file = await Deno.open(path, { read: true, write: true, createNew: true, mode: 0o600 });
+    try {
+      const zeros = new Uint8Array(256 * 1024);
+      for (let off = 0; off < size; off += zeros.length) {
+        await file.write(zeros.subarray(0, Math.min(zeros.length, size - off)));
+      }
+      await this.#fs.syncFile(file);
+      await this.#fs.syncDirectory(this.dir);
+    } catch (e) {
+      file.close();
+      await Deno.remove(path).catch(() => {});
+      throw e;
+    }
+    const segment: Segment = {
+      name,
+      path,
+      file,
+      used: 0,
+      entries: 0,
+      done: 0,
+      closed: false,
+    };
+    this.#segments.set(name, segment);
+    return segment;
+  }
+
+  #closeSegment(segment: Segment) {
+    segment.closed = true;
+    if (this.#active === segment) this.#active = null;
+    this.#removeIfDone(segment);
+  }
+
+  #armIdle() {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      const active = this.#active;
+      if (active && !this.#queue.length && active.done === active.entries && active.entries) {
+        this.#closeSegment(active);
+      }
+    }, this.#idleMs);
+  }
+
+  /** Removes a closed segment whose entries are all indexed. */
+  async #removeIfDone(segment: Segment) {
+    if (!segment.closed || segment.done < segment.entries) return;
+    if (!this.#segments.delete(segment.name)) return;
+    try {
+      segment.file.close();
+      await removeSegment(this.#kv, this.#fs, this.dir, segment.name);
+    } catch (e) {
+      // Left for the next start, which finds every entry marked and only removes it.
+      log.warn("journal.remove-failed", { segment: segment.name, error: e });
+    }
+  }
+
+  async #discard(segment: Segment) {
+    this.#segments.delete(segment.name);
+    segment.file.close();
+    await Deno.remove(segment.path).catch(() => {});
+  }
+}
+
+/**
+ * Removes a segment whose entries are all indexed: the file, then (durably) its directory
+ * entry, and only then the markers. The other order could bring the file back after a crash
+ * with its markers gone, and index its entries twice.
+ */
+async function removeSegment(kv: Deno.Kv, fs: BlobFileSystem, dir: string, name: string) {
+  await fs.remove(`${dir}/${name}`);
+  await fs.syncDirectory(dir);
+  await deleteMarkers(kv, name);
+}
+
+async function deleteMarkers(kv: Deno.Kv, name: string) {
+  let op = kv.atomic();
+  let n = 0;
+  for await (const e of kv.list({ prefix: [markerPrefix, name] })) {
+    op.delete(e.key);
+    if (++n % 500 === 0) {
+      await op.commit();
+      op = kv.atomic();
+    }
+  }
+  if (n % 500) await op.commit();
+}
+
+/**
+ * Indexes what an earlier run left in the journal: every entry without a marker is handed to
+ * `index` (which must set `entry.marker` in its commit), then each segment is removed. Markers
+ * of segments already gone are deleted. Run before anything appends or delivers.
+ */
+export async function recoverJournal(
+  dir: string,
+  kv: Deno.Kv,
+  index: (entry: JournalEntry) => Promise<void>,
+  fs: BlobFileSystem = denoFileSystem,
+): Promise<number> {
+  let names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && segmentPattern.test(e.name)) names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  names = names.sort();
+  let indexed = 0;
+  for (const name of names) {
+    const marked = new Set<number>();
+    for await (const e of kv.list({ prefix: [markerPrefix, name] })) marked.add(e.key[2] as number);
+    const entries = decodeSegment(await Deno.readFile(`${dir}/${name}`));
+    for (const [i, { header, sealed }] of entries.entries()) {
+      if (marked.has(i)) continue;
+      await index({ ...header, sealed, marker: [markerPrefix, name, i] });
+      indexed++;
+    }
+    await removeSegment(kv, fs, dir, name);
+  }
+  // Markers whose segment is gone (a crash after the removal, before the markers' delete).
+  const present = new Set(names);
+  const orphans = new Set<string>();
+  for await (const e of kv.list({ prefix: [markerPrefix] })) {
+    const name = e.key[1] as string;
+    if (!present.has(name)) orphans.add(name);
+  }
+  for (const name of orphans) await deleteMarkers(kv, name);
+  if (indexed) log.info("journal.recovered", { entries: indexed, segments: names.length });
+  return indexed;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function toHex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
