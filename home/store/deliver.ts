@@ -20,7 +20,7 @@ import { StagedBlobs, stagedEntries } from "./staging.ts";
 import type { ArrivalRecord } from "./incoming.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
 import { groupCommitFor } from "./group_commit.ts";
-import type { DeliveryJournal, JournalEntry } from "./journal.ts";
+import type { JournalEntry } from "./journal.ts";
 import { log } from "../../src/log.ts";
 
 let arrivalCounter = 0;
@@ -82,7 +82,7 @@ export async function deliverLocally(
   const sealing = sealToRecipient(raw, rcpt.recipient);
   const date = Date.now();
   const journal = registry?.journal;
-  if (journal && !journal.closed) {
+  if (journal && !journal.closed && journal.healthy) {
     const sealed = await sealing;
     if (StagedBlobs.for(kv, blobs).shouldStage(sealed)) {
       // Durable once journaled: the 250 goes out, and the message is indexed after it.
@@ -90,39 +90,20 @@ export async function deliverLocally(
         { account: rcpt.id, blob: await BlobStore.idOf(sealed), size: raw.length, date },
         sealed,
       );
-      const indexing = indexJournaled(kv, blobs, journal, entry, raw, registry);
-      journal.track(entry, indexing);
-      // Indexing fell behind (KV failing, or slower than the mail): the sender waits for it.
+      const indexing = journal.index(
+        entry,
+        () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry),
+      );
+      // Indexing fell behind the mail: the sender waits for it (a bounded backlog in memory).
       if (journal.backlogBytes > limits.journalBacklogBytes) await indexing;
       return;
     }
   }
   await indexDelivery(kv, blobs, rcpt.id, sealing, raw, date, registry, null);
-}
-
-/**
- * Indexes a journaled delivery, again after a pause while KV fails (the entry is durable in
- * the journal meanwhile); a box that stops first leaves it for the next start.
- */
-async function indexJournaled(
-  kv: Deno.Kv,
-  blobs: BlobStore,
-  journal: DeliveryJournal,
-  entry: JournalEntry,
-  raw: Uint8Array,
-  registry: AccountRegistry,
-): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      await indexDelivery(kv, blobs, entry.account, entry.sealed, raw, entry.date, registry, entry);
-      journal.done(entry);
-      return;
-    } catch (e) {
-      log.warn("journal.index-failed", { account: entry.account, attempt, error: e });
-      if (journal.closed) return;
-      await new Promise((r) => setTimeout(r, Math.min(30_000, 200 * 2 ** attempt)));
-      if (journal.closed) return;
-    }
+  if (journal && !journal.healthy) {
+    // KV answers again: journaled deliveries waiting for a retry go now.
+    journal.healthy = true;
+    journal.retryNow();
   }
 }
 

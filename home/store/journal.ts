@@ -120,6 +120,15 @@ interface Segment {
   closed: boolean;
 }
 
+/** One entry's indexing: the attempt under way, or the pause before the next. */
+interface Indexing {
+  current: Promise<boolean> | null;
+  /** Settles when the next attempt does (while paused). */
+  next: PromiseWithResolvers<void> | null;
+  /** Ends the pause at once. */
+  wake: (() => void) | null;
+}
+
 interface Queued {
   header: JournalHeader;
   sealed: Uint8Array;
@@ -145,14 +154,20 @@ export class DeliveryJournal {
   #active: Segment | null = null;
   #spare: Promise<Segment> | null = null;
   readonly #segments = new Map<string, Segment>();
+  readonly #removals = new Set<Promise<void>>();
   #queue: Queued[] = [];
   #running: Promise<void> | null = null;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   /** Indexing under way, per account: readers wait for it (read your own delivery). */
-  readonly #pending = new Map<string, Set<Promise<unknown>>>();
+  readonly #pending = new Map<string, Set<Indexing>>();
   /** Bytes appended and not yet indexed (the caller waits for indexing past a bound). */
   backlogBytes = 0;
+  /**
+   * False after an indexing attempt failed, until one succeeds: deliveries then index before
+   * their reply instead (a failing disk is answered with 451/452, as without the journal).
+   */
+  healthy = true;
   /** fdatasyncs made (tests check that appends were grouped). */
   syncs = 0;
 
@@ -190,25 +205,74 @@ export class DeliveryJournal {
     });
   }
 
-  /** Tracks the indexing of an entry, so readers of its account can wait for it. */
-  track(entry: JournalEntry, indexing: Promise<unknown>) {
-    let set = this.#pending.get(entry.account);
-    if (!set) this.#pending.set(entry.account, set = new Set());
-    set.add(indexing);
+  /**
+   * Indexes an entry with `run` (which must set `entry.marker` in its commit), again after a
+   * pause while it fails: the entry is durable here meanwhile, and a box that stops first leaves
+   * it for the next start. Resolves once indexed, or once the journal is closed.
+   */
+  index(entry: JournalEntry, run: () => Promise<void>): Promise<void> {
+    const item: Indexing = { current: null, next: null, wake: null };
+    let items = this.#pending.get(entry.account);
+    if (!items) this.#pending.set(entry.account, items = new Set());
+    items.add(item);
     this.backlogBytes += entry.sealed.length;
-    indexing.finally(() => {
-      set.delete(indexing);
-      if (!set.size && this.#pending.get(entry.account) === set) {
+    const loop = async () => {
+      for (let attempt = 0;; attempt++) {
+        item.current = run().then(() => true, (e) => {
+          log.warn("journal.index-failed", { account: entry.account, attempt, error: e });
+          return false;
+        });
+        const ok = await item.current;
+        item.current = null;
+        item.next?.resolve();
+        if (ok) {
+          this.healthy = true;
+          this.done(entry);
+          return;
+        }
+        this.healthy = false;
+        if (this.#closed) return;
+        item.next = Promise.withResolvers<void>();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(30_000, 200 * 2 ** attempt));
+          item.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        item.wake = null;
+        if (this.#closed) return;
+      }
+    };
+    return loop().finally(() => {
+      item.next?.resolve();
+      items.delete(item);
+      if (!items.size && this.#pending.get(entry.account) === items) {
         this.#pending.delete(entry.account);
       }
       this.backlogBytes -= entry.sealed.length;
-    }).catch(() => {});
+    });
   }
 
-  /** Waits until deliveries acknowledged so far for an account are indexed (or failed). */
+  /**
+   * Waits until the deliveries acknowledged so far for an account are indexed, or their next
+   * attempt failed (one waiting for a retry is tried at once): a reader sees its mail, and is
+   * never held up by a disk that keeps failing.
+   */
   async indexed(account: string): Promise<void> {
-    const set = this.#pending.get(account);
-    if (set?.size) await Promise.allSettled([...set]);
+    const items = this.#pending.get(account);
+    if (!items?.size) return;
+    await Promise.all([...items].map((item) => {
+      if (item.current) return item.current;
+      const next = item.next?.promise;
+      item.wake?.();
+      return next;
+    }));
+  }
+
+  /** Retries every entry waiting for a retry now (KV answered again). */
+  retryNow() {
+    for (const items of this.#pending.values()) for (const item of items) item.wake?.();
   }
 
   /** Notes an entry as indexed (its marker committed); a closed segment all indexed is removed. */
@@ -229,9 +293,11 @@ export class DeliveryJournal {
     clearTimeout(this.#idleTimer);
     await this.#running;
     const all = [...this.#pending.values()].flatMap((s) => [...s]);
+    // Paused ones stop; attempts under way get `waitMs` to finish.
+    for (const item of all) item.wake?.();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.allSettled(all),
+      Promise.allSettled(all.map((i) => i.current)),
       new Promise((r) => timer = setTimeout(r, waitMs)),
     ]);
     clearTimeout(timer);
@@ -248,6 +314,7 @@ export class DeliveryJournal {
       }
     }
     this.#active = null;
+    await Promise.all([...this.#removals]);
   }
 
   async #drain() {
@@ -376,16 +443,21 @@ export class DeliveryJournal {
   }
 
   /** Removes a closed segment whose entries are all indexed. */
-  async #removeIfDone(segment: Segment) {
-    if (!segment.closed || segment.done < segment.entries) return;
-    if (!this.#segments.delete(segment.name)) return;
-    try {
-      segment.file.close();
-      await removeSegment(this.#kv, this.#fs, this.dir, segment.name);
-    } catch (e) {
-      // Left for the next start, which finds every entry marked and only removes it.
-      log.warn("journal.remove-failed", { segment: segment.name, error: e });
-    }
+  #removeIfDone(segment: Segment): Promise<void> {
+    if (!segment.closed || segment.done < segment.entries) return Promise.resolve();
+    if (!this.#segments.delete(segment.name)) return Promise.resolve();
+    const removal = (async () => {
+      try {
+        segment.file.close();
+        await removeSegment(this.#kv, this.#fs, this.dir, segment.name);
+      } catch (e) {
+        // Left for the next start, which finds every entry marked and only removes it.
+        log.warn("journal.remove-failed", { segment: segment.name, error: e });
+      }
+    })();
+    this.#removals.add(removal);
+    removal.finally(() => this.#removals.delete(removal));
+    return removal;
   }
 
   async #discard(segment: Segment) {
