@@ -64,6 +64,10 @@ function spawnHome(dataDir: string, port: number, tlsPort: number, mxPort: numbe
           }/v8.log,--no-logfile-per-isolate`,
         ]
         : []),
+      // HEARTH_BENCH_INSPECT=PORT opens V8's inspector there (CPU profiles through Profiler.start).
+      ...(Deno.env.get("HEARTH_BENCH_INSPECT")
+        ? [`--inspect=127.0.0.1:${Deno.env.get("HEARTH_BENCH_INSPECT")}`]
+        : []),
       `${root}main.ts`,
       "home",
       "--data",

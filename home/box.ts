@@ -15,6 +15,7 @@ import { ensureLocalCertificate, fileExists } from "../src/tls.ts";
 import { type BlobFileSystem, BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { DeliveryJournal, recoverJournal } from "./store/journal.ts";
+import { StagedBlobs } from "./store/staging.ts";
 import { indexRecovered } from "./store/deliver.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
 import { log } from "../src/log.ts";
@@ -161,8 +162,11 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   const journalDir = `${config.dataDir}/journal`;
   const fileSystem = opts.storage?.fileSystem;
   try {
-    await recoverJournal(journalDir, kv, (e) => indexRecovered(kv, blobs, e), fileSystem);
-    registry.journal = await DeliveryJournal.open(journalDir, kv, { fileSystem });
+    await recoverJournal(journalDir, kv, blobs, (e) => indexRecovered(kv, blobs, e), fileSystem);
+    registry.journal = await DeliveryJournal.open(journalDir, kv, {
+      fileSystem,
+      spill: () => StagedBlobs.for(kv, blobs).spill(),
+    });
   } catch (e) {
     await registry.close();
     kv.close();

@@ -350,16 +350,16 @@ export class AccountStore {
   /**
    * Adds a message delivered while the account is unlocked straight to INBOX,
    * its plaintext in hand (see {@linkcode IncomingMessages.addDelivered}).
-   * `sealing` is `raw` sealed to this account (or that sealing under way); `marker`, a key set
-   * in the same commit (the delivery journal's, journal.ts).
+   * `sealing` is `raw` sealed to this account (or that sealing under way); `journaled`, what a
+   * delivery from the journal (journal.ts) adds.
    */
   addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
-    marker?: Deno.KvKey,
+    journaled?: { marker?: Deno.KvKey; held?: boolean },
   ): Promise<string> {
-    return this.#incoming.addDelivered(sealing, raw, date, marker);
+    return this.#incoming.addDelivered(sealing, raw, date, journaled);
   }
 
   /**

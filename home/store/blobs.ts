@@ -186,6 +186,17 @@ export class BlobStore {
   }
 
   /** Reads a sealed blob. */
+  /** True when a blob's file exists. */
+  async has(id: string): Promise<boolean> {
+    try {
+      await Deno.stat(this.pathOf(id));
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    }
+  }
+
   get(id: string): Promise<Uint8Array> {
     return this.#fs.readFile(this.pathOf(id));
   }

@@ -90,9 +90,12 @@ export async function deliverLocally(
         { account: rcpt.id, blob: await BlobStore.idOf(sealed), size: raw.length, date },
         sealed,
       );
+      // The journal keeps the sealed bytes until the spiller has written the blob's file: no
+      // copy of them goes through KV.
+      StagedBlobs.for(kv, blobs).hold(entry.blob, sealed, () => journal.written(entry));
       const indexing = journal.index(
         entry,
-        () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry),
+        () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry, true),
       );
       // Indexing fell behind the mail: the sender waits for it (a bounded backlog in memory).
       if (journal.backlogBytes > limits.journalBacklogBytes) await indexing;
@@ -110,6 +113,7 @@ export async function deliverLocally(
 /**
  * Indexes a delivery: straight into an unlocked account's INBOX, otherwise as an arrival
  * record. `journaled` is the journal entry it comes from: its marker rides in the commit.
+ * `held`: the blob is held for the spiller (StagedBlobs.hold), neither staged nor written here.
  */
 async function indexDelivery(
   kv: Deno.Kv,
@@ -120,13 +124,14 @@ async function indexDelivery(
   date: number,
   registry: AccountRegistry | undefined,
   journaled: JournalEntry | null,
+  held = false,
 ): Promise<void> {
   const store = registry?.unlocked(account);
   if (store) {
     // Unlocked: index straight into INBOX with the plaintext in hand, instead of an arrival
     // record that the store would then read back and decrypt again.
     try {
-      await store.addDelivered(sealing, raw, date, journaled?.marker);
+      await store.addDelivered(sealing, raw, date, { marker: journaled?.marker, held });
       return;
     } catch (e) {
       // The account locked meanwhile, or its commit failed: an arrival record keeps the message
@@ -135,7 +140,7 @@ async function indexDelivery(
     }
   }
   const sealed = await sealing;
-  await storeArrival(kv, blobs, account, sealed, raw.length, date, null, registry, journaled);
+  await storeArrival(kv, blobs, account, sealed, raw.length, date, null, registry, journaled, held);
 }
 
 /**
@@ -218,10 +223,11 @@ async function storeArrival(
   itemId: string | null,
   registry?: AccountRegistry,
   journaled: JournalEntry | null = null,
+  held = false,
 ): Promise<boolean> {
   const staging = StagedBlobs.for(kv, blobs);
-  const staged = staging.shouldStage(sealed);
-  const blob = staged ? await BlobStore.idOf(sealed) : await blobs.put(sealed);
+  const staged = !held && staging.shouldStage(sealed);
+  const blob = staged || held ? await BlobStore.idOf(sealed) : await blobs.put(sealed);
   const stagedSets = staged ? stagedEntries(blob, sealed) : [];
   const arrival: ArrivalRecord = { blob, size, date };
   const key = ["arrival", account, Date.now(), arrivalCounter++, crypto.randomUUID()];

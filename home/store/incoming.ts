@@ -186,25 +186,27 @@ export class IncomingMessages {
    * the metadata: the `250` follows one durable commit holding the sealed
    * bytes and their record. A larger one is written as a file in parallel
    * with the analysis, and the index commit waits for it. The search text
-   * is made after the commit and stored with a later one (PendingSearchTexts). `marker` is
-   * set in the same commit (a delivery journal entry's, journal.ts).
+   * is made after the commit and stored with a later one (PendingSearchTexts). A delivery from
+   * the journal (journal.ts) passes its `marker`, set in the same commit, and `held`: its blob
+   * is held in memory until the spiller writes its file, so it is neither staged nor written here.
    */
   async addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
-    marker?: Deno.KvKey,
+    journaled: { marker?: Deno.KvKey; held?: boolean } = {},
   ): Promise<string> {
     const { id, keys, state } = this.#store;
+    const { marker, held = false } = journaled;
     const sealed = await sealing;
     const blob = await BlobStore.idOf(sealed);
-    const staged = this.#staging.shouldStage(sealed);
+    const staged = !held && this.#staging.shouldStage(sealed);
     // The metadata is small: encrypted in place, no wait on WebCrypto's worker thread. The
     // search text is not needed for durability: it is made after the reply (PendingSearchTexts).
     const info = analyzeMessage(raw);
     const metaBox = encryptJsonSync(keys.indexKey, info, `meta:${blob}`);
     await Promise.all([
-      staged ? null : this.#blobs.put(sealed),
+      staged || held ? null : this.#blobs.put(sealed),
       // Mail that arrived while the account was locked goes first, so UIDs follow arrival order
       // (an unlock by SMTP AUTH does not ingest, unlike an IMAP login).
       this.#ingestedOnce ? null : this.ingestArrivals(),

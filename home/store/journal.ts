@@ -33,7 +33,7 @@
  */
 import { createHash } from "node:crypto";
 import { log } from "../../src/log.ts";
-import { type BlobFileSystem, denoFileSystem } from "./blobs.ts";
+import { type BlobFileSystem, type BlobStore, denoFileSystem } from "./blobs.ts";
 
 /** What the journal records of a delivery beside its sealed bytes. */
 export interface JournalHeader {
@@ -113,9 +113,10 @@ interface Segment {
   file: Deno.FsFile;
   /** Bytes written so far. */
   used: number;
-  /** Entries appended, and entries indexed. */
+  /** Entries appended, entries indexed, and entries whose blob file is written. */
   entries: number;
   done: number;
+  written: number;
   /** No more appends go here (full, idle, or a failed sync). */
   closed: boolean;
 }
@@ -127,6 +128,10 @@ interface Indexing {
   next: PromiseWithResolvers<void> | null;
   /** Ends the pause at once. */
   wake: (() => void) | null;
+}
+
+function finished(segment: Segment): boolean {
+  return segment.done >= segment.entries && segment.written >= segment.entries;
 }
 
 interface Queued {
@@ -143,6 +148,8 @@ export interface JournalOptions {
   fileSystem?: BlobFileSystem;
   /** A segment whose entries are all indexed is closed after this long without appends. */
   idleMs?: number;
+  /** Writes held blobs to their files (StagedBlobs.spill): run by {@linkcode DeliveryJournal.close}. */
+  spill?: () => Promise<unknown>;
 }
 
 /** Appends deliveries durably; see the module's documentation. */
@@ -151,6 +158,7 @@ export class DeliveryJournal {
   readonly #kv: Deno.Kv;
   readonly #fs: BlobFileSystem;
   readonly #idleMs: number;
+  readonly #spill: (() => Promise<unknown>) | undefined;
   #active: Segment | null = null;
   #spare: Promise<Segment> | null = null;
   readonly #segments = new Map<string, Segment>();
@@ -176,6 +184,7 @@ export class DeliveryJournal {
     this.#kv = kv;
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
+    this.#spill = opts.spill;
   }
 
   /**
@@ -275,13 +284,23 @@ export class DeliveryJournal {
     for (const items of this.#pending.values()) for (const item of items) item.wake?.();
   }
 
-  /** Notes an entry as indexed (its marker committed); a closed segment all indexed is removed. */
+  /** Notes an entry as indexed (its marker committed). */
   done(entry: JournalEntry) {
+    this.#count(entry, "done");
+  }
+
+  /** Notes an entry's blob as written to its file (StagedBlobs.hold). */
+  written(entry: JournalEntry) {
+    this.#count(entry, "written");
+  }
+
+  /** A closed segment whose entries are all indexed and written is removed. */
+  #count(entry: JournalEntry, what: "done" | "written") {
     const segment = this.#segments.get(entry.marker[1] as string);
     if (!segment) return;
-    segment.done++;
+    segment[what]++;
     if (segment.closed) this.#removeIfDone(segment);
-    else if (segment === this.#active && segment.done === segment.entries) this.#armIdle();
+    else if (segment === this.#active && finished(segment)) this.#armIdle();
   }
 
   /**
@@ -301,17 +320,15 @@ export class DeliveryJournal {
       new Promise((r) => timer = setTimeout(r, waitMs)),
     ]);
     clearTimeout(timer);
+    // The blobs of indexed entries go to their files, so the segments can go.
+    await this.#spill?.().catch((e) => log.warn("journal.spill-failed", { error: e }));
     const spare = await this.#spare?.catch(() => null);
     this.#spare = null;
     if (spare) await this.#discard(spare);
     for (const segment of [...this.#segments.values()]) {
       segment.closed = true;
       await this.#removeIfDone(segment);
-      try {
-        segment.file.close();
-      } catch {
-        // Already closed by the removal.
-      }
+      closeQuietly(segment.file);
     }
     this.#active = null;
     await Promise.all([...this.#removals]);
@@ -351,9 +368,10 @@ export class DeliveryJournal {
     const data = batch.length === 1 ? batch[0].bytes : concat(batch.map((q) => q.bytes));
     const start = segment.used;
     try {
-      await segment.file.seek(start, Deno.SeekMode.Start);
+      // The file's position is the end of the last append. Writing into the page cache is quick
+      // (a message is a few KB): done synchronously, only the fdatasync goes to a thread.
       let off = 0;
-      while (off < data.length) off += await segment.file.write(data.subarray(off));
+      while (off < data.length) off += segment.file.writeSync(data.subarray(off));
       segment.used += data.length;
       await this.#fs.syncFile(segment.file);
       this.syncs++;
@@ -408,6 +426,7 @@ export class DeliveryJournal {
       }
       await this.#fs.syncFile(file);
       await this.#fs.syncDirectory(this.dir);
+      await file.seek(0, Deno.SeekMode.Start);
     } catch (e) {
       file.close();
       await Deno.remove(path).catch(() => {});
@@ -420,6 +439,7 @@ export class DeliveryJournal {
       used: 0,
       entries: 0,
       done: 0,
+      written: 0,
       closed: false,
     };
     this.#segments.set(name, segment);
@@ -436,7 +456,7 @@ export class DeliveryJournal {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => {
       const active = this.#active;
-      if (active && !this.#queue.length && active.done === active.entries && active.entries) {
+      if (active && !this.#queue.length && finished(active) && active.entries) {
         this.#closeSegment(active);
       }
     }, this.#idleMs);
@@ -444,11 +464,11 @@ export class DeliveryJournal {
 
   /** Removes a closed segment whose entries are all indexed. */
   #removeIfDone(segment: Segment): Promise<void> {
-    if (!segment.closed || segment.done < segment.entries) return Promise.resolve();
+    if (!segment.closed || !finished(segment)) return Promise.resolve();
     if (!this.#segments.delete(segment.name)) return Promise.resolve();
     const removal = (async () => {
+      closeQuietly(segment.file);
       try {
-        segment.file.close();
         await removeSegment(this.#kv, this.#fs, this.dir, segment.name);
       } catch (e) {
         // Left for the next start, which finds every entry marked and only removes it.
@@ -499,6 +519,7 @@ async function deleteMarkers(kv: Deno.Kv, name: string) {
 export async function recoverJournal(
   dir: string,
   kv: Deno.Kv,
+  blobs: BlobStore,
   index: (entry: JournalEntry) => Promise<void>,
   fs: BlobFileSystem = denoFileSystem,
 ): Promise<number> {
@@ -516,11 +537,17 @@ export async function recoverJournal(
     const marked = new Set<number>();
     for await (const e of kv.list({ prefix: [markerPrefix, name] })) marked.add(e.key[2] as number);
     const entries = decodeSegment(await Deno.readFile(`${dir}/${name}`));
+    // Indexed entries whose blob was still held in memory (its file not written yet).
+    const unwritten: { id: string; sealed: Uint8Array }[] = [];
     for (const [i, { header, sealed }] of entries.entries()) {
-      if (marked.has(i)) continue;
+      if (marked.has(i)) {
+        if (!(await blobs.has(header.blob))) unwritten.push({ id: header.blob, sealed });
+        continue;
+      }
       await index({ ...header, sealed, marker: [markerPrefix, name, i] });
       indexed++;
     }
+    if (unwritten.length) await blobs.putMany(unwritten);
     await removeSegment(kv, fs, dir, name);
   }
   // Markers whose segment is gone (a crash after the removal, before the markers' delete).
@@ -533,6 +560,14 @@ export async function recoverJournal(
   for (const name of orphans) await deleteMarkers(kv, name);
   if (indexed) log.info("journal.recovered", { entries: indexed, segments: names.length });
   return indexed;
+}
+
+function closeQuietly(file: Deno.FsFile) {
+  try {
+    file.close();
+  } catch {
+    // Closed already.
+  }
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -7,6 +7,11 @@
  * row (docs/store.md). The staged bytes are the age file itself, so nothing
  * in KV is readable without the account key.
  *
+ * A blob can also be _held_: durable elsewhere already (in the delivery
+ * journal, journal.ts), it is kept in memory and written to its file by the
+ * next spill, and its owner is told once the file is durable. Readers find it
+ * in memory meanwhile; nothing of it goes through KV.
+ *
  * A spiller moves staged blobs to their files (`BlobStore.putMany`: fsync,
  * rename, one directory fsync per directory for the batch), then deletes the
  * staged keys. It runs after a quiet moment, when this process has staged
@@ -67,6 +72,8 @@ export class StagedBlobs {
   #running = false;
   #spilling: Promise<number> | null = null;
   #spillAgain = false;
+  /** Held blobs (durable elsewhere) waiting for their file, and who to tell once it is written. */
+  readonly #held = new Map<string, { sealed: Uint8Array; written: () => void }>();
   /** Blobs moved to files so far (tests, logs). */
   spilled = 0;
 
@@ -91,6 +98,8 @@ export class StagedBlobs {
    * file on the second.
    */
   async get(id: string): Promise<Uint8Array> {
+    const held = this.#held.get(id);
+    if (held) return held.sealed;
     try {
       return await this.#blobs.get(id);
     } catch (e) {
@@ -123,8 +132,29 @@ export class StagedBlobs {
     return this.#running && stageable(sealed);
   }
 
-  /** Deletes a blob everywhere it may be: staged in KV and as a file. */
+  /**
+   * Holds a sealed blob that is durable elsewhere (the delivery journal) until the spiller has
+   * written its file; then `written` is called. Needs a running spiller ({@linkcode start}).
+   */
+  hold(id: string, sealed: Uint8Array, written: () => void) {
+    if (this.#held.has(id)) return written();
+    this.#held.set(id, { sealed, written });
+    this.noteStaged(sealed.length);
+  }
+
+  /** True when a blob is held in memory, waiting for its file. */
+  holds(id: string): boolean {
+    return this.#held.has(id);
+  }
+
+  /** Deletes a blob everywhere it may be: held, staged in KV and as a file. */
   async remove(id: string): Promise<void> {
+    const held = this.#held.get(id);
+    if (held) {
+      // Expunged before its file was written: no file is needed any more.
+      this.#held.delete(id);
+      held.written();
+    }
     await deletePrefix(this.#kv, ["staged", id]);
     await this.#blobs.remove(id);
   }
@@ -203,7 +233,7 @@ export class StagedBlobs {
 
   async #spillOnce(): Promise<number> {
     const started = performance.now();
-    let moved = 0;
+    let moved = await this.#writeHeld();
     let batch: { id: string; sealed: Uint8Array }[] = [];
     let batchBytes = 0;
     const flush = async () => {
@@ -254,6 +284,30 @@ export class StagedBlobs {
     if (moved) {
       this.spilled += moved;
       log.info("blobs.spilled", { count: moved, ms: Math.round(performance.now() - started) });
+    }
+    return moved;
+  }
+
+  /** Writes held blobs to their files, a batch at a time, and tells their owners. */
+  async #writeHeld(): Promise<number> {
+    let moved = 0;
+    while (this.#held.size) {
+      const items: { id: string; sealed: Uint8Array }[] = [];
+      let bytes = 0;
+      for (const [id, { sealed }] of this.#held) {
+        items.push({ id, sealed });
+        bytes += sealed.length;
+        if (bytes >= this.#batchBytes) break;
+      }
+      await this.#blobs.putMany(items);
+      for (const { id, sealed } of items) {
+        const held = this.#held.get(id);
+        // Removed meanwhile, or held again with other bytes: not this write's to report.
+        if (!held || held.sealed !== sealed) continue;
+        this.#held.delete(id);
+        held.written();
+      }
+      moved += items.length;
     }
     return moved;
   }

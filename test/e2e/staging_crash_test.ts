@@ -1,10 +1,13 @@
 /**
- * Staged blobs under SIGKILL (docs/store.md, staged blobs): `hearth home`
- * takes mail by MX for a locked and then an unlocked account, each message's
- * sealed blob staged in KV with its record, and is killed before its spiller
- * moves them to files. At the next start the spiller must write every staged
- * blob to its file (still a standard age file) and leave no staged key in KV,
- * and every message that got `250` must be in INBOX, intact.
+ * Blobs not yet in their files under SIGKILL (docs/store.md, "Staged blobs"
+ * and "The delivery journal"): `hearth home` takes mail by MX for a locked
+ * and then an unlocked account (each message durable in the delivery journal,
+ * its blob held in memory for the spiller) and small APPENDs (each sealed
+ * blob staged in KV with its record), and is killed before its spiller moves
+ * them to files. At the next start every such blob must be written to its
+ * file (still a standard age file), with no staged key in KV and no journal
+ * segment left, and every message that got `250` or `OK` must be in INBOX,
+ * intact.
  *
  * Every domain is under `.invalid` (RFC 6761 §6.4): the subprocess's SPF and
  * DMARC lookups are answered without the network.
@@ -14,6 +17,7 @@ import { inbox, splitTrace, startHomeProcess } from "./harness.ts";
 import { RawSmtp } from "./raw_smtp.ts";
 import { RawImap } from "./raw_imap.ts";
 import { openSealed } from "../../src/crypto/age.ts";
+import { decodeSegment } from "../../home/store/journal.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,10 +41,21 @@ async function stagedIds(dataDir: string): Promise<string[]> {
   }
 }
 
+async function journaledIds(dataDir: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const e of Deno.readDir(`${dataDir}/journal`)) {
+    if (!e.name.endsWith(".jnl")) continue;
+    const entries = decodeSegment(await Deno.readFile(`${dataDir}/journal/${e.name}`));
+    ids.push(...entries.map((x) => x.header.blob));
+  }
+  return ids.sort();
+}
+
 const blobPath = (dataDir: string, id: string) => `${dataDir}/blobs/${id.slice(0, 2)}/${id}.age`;
 
 Deno.test({
-  name: "blobs staged before a SIGKILL are spilled to files at the next start, leaving KV clean",
+  name:
+    "blobs journaled or staged before a SIGKILL get their files at the next start, leaving KV clean",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -60,6 +75,10 @@ Deno.test({
       await session.ok(`LOGIN ${proc.address} "${proc.password}"`);
       await session.ok("SELECT INBOX");
       for (let i = 5; i < 10; i++) await send(i);
+      for (let i = 10; i < 15; i++) {
+        const r = await session.append("INBOX", messageFor(i));
+        assertEquals(r.status, "OK", `APPEND ${i}: ${r.text}`);
+      }
       // At once after the last 250: the spiller waits for a quiet second.
       const status = await proc.kill("SIGKILL");
       assertEquals(status.signal, "SIGKILL");
@@ -67,12 +86,18 @@ Deno.test({
       session.close();
 
       const staged = await stagedIds(proc.dataDir);
+      const journaled = await journaledIds(proc.dataDir);
       assert(staged.length >= 5, `only ${staged.length} blobs were still staged at the kill`);
-      let unspilled = 0;
-      for (const id of staged) {
-        if (!(await Deno.stat(blobPath(proc.dataDir, id)).catch(() => null))) unspilled++;
-      }
-      assert(unspilled > 0, "every staged blob already had its file: nothing tested");
+      assertEquals(journaled.length, 10, "every MX delivery was in the journal at the kill");
+      const unwritten = async (ids: string[]) => {
+        let n = 0;
+        for (const id of ids) {
+          if (!(await Deno.stat(blobPath(proc.dataDir, id)).catch(() => null))) n++;
+        }
+        return n;
+      };
+      assert(await unwritten(staged) > 0, "every staged blob already had its file: nothing tested");
+      assert(await unwritten(journaled) > 0, "every journaled blob had its file: nothing tested");
 
       await proc.restart();
       const until = Date.now() + 15_000;
@@ -80,7 +105,8 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 50));
       }
       assertEquals(await stagedIds(proc.dataDir), [], "staged keys left after the start-up spill");
-      for (const id of staged) {
+      assertEquals(await journaledIds(proc.dataDir), [], "journal segments left after the start");
+      for (const id of [...staged, ...journaled]) {
         const sealed = await Deno.readFile(blobPath(proc.dataDir, id));
         const head = decoder.decode(sealed.subarray(0, 22));
         assertEquals(head, "age-encryption.org/v1\n");
@@ -91,13 +117,15 @@ Deno.test({
       const stored = await inbox(proc);
       const seen = new Set<number>();
       for (const message of stored) {
-        const rest = decoder.decode(splitTrace(message).rest);
+        // APPENDed messages (10 and up) carry no trace fields.
+        const appended = /^From: sender1\d@/.test(decoder.decode(message.subarray(0, 40)));
+        const rest = decoder.decode(appended ? message : splitTrace(message).rest);
         const i = Number(rest.match(/^Message-ID: <staged-(\d+)@stage\.invalid>\r$/m)?.[1]);
         assertEquals(rest, decoder.decode(messageFor(i)), `message ${i} is not intact`);
         seen.add(i);
       }
-      assertEquals([...seen].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      assertEquals(stored.length, 10);
+      assertEquals([...seen].sort((a, b) => a - b), [...Array(15).keys()]);
+      assertEquals(stored.length, 15);
     } catch (e) {
       throw new Error(`${(e as Error).message}\nhearth home log:\n${proc.stderr().slice(-3000)}`, {
         cause: e,

@@ -63,7 +63,7 @@ Deno.test("decodeSegment reads entries back and stops at zeros or a cut-short or
   assertEquals(decodeSegment(new Uint8Array(64)).length, 0);
 });
 
-Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and removes a segment once indexed", () =>
+Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and removes a segment once indexed and written", () =>
   withFixture(async (f) => {
     const dir = `${f.dir}/journal`;
     const journal = await DeliveryJournal.open(dir, f.kv, { idleMs: 50 });
@@ -79,7 +79,11 @@ Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and remo
       await f.kv.set(e.marker, true);
       journal.done(e);
     }
-    // All indexed and idle: the segment and its markers go.
+    // Indexed, but a blob file is not written yet: the segment stays.
+    await new Promise((r) => setTimeout(r, 150));
+    assertEquals(await segmentFiles(dir), [file]);
+    for (const e of entries) journal.written(e);
+    // All indexed, written and idle: the segment and its markers go.
     const until = Date.now() + 5_000;
     while ((await segmentFiles(dir)).includes(file) && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 20));
@@ -107,7 +111,7 @@ Deno.test("recoverJournal indexes the entries without a marker, then removes seg
     assertEquals((await segmentFiles(dir)).length, 1);
 
     const indexed: JournalEntry[] = [];
-    const n = await recoverJournal(dir, f.kv, async (e) => {
+    const n = await recoverJournal(dir, f.kv, f.blobs, async (e) => {
       indexed.push(e);
       await f.kv.set(e.marker, true);
     });
@@ -119,8 +123,15 @@ Deno.test("recoverJournal indexes the entries without a marker, then removes seg
     );
     assertEquals(await segmentFiles(dir), []);
     assertEquals(await Array.fromAsync(f.kv.list({ prefix: ["journal-done"] })), []);
+    // The indexed entries' blobs were only in memory: recovery wrote their files.
+    for (const e of [entries[0], entries[2]]) {
+      assertEquals([...await f.blobs.get(e.blob)], [...e.sealed]);
+    }
     // Nothing left: a second recovery indexes nothing.
-    assertEquals(await recoverJournal(dir, f.kv, () => Promise.reject(new Error("again"))), 0);
+    assertEquals(
+      await recoverJournal(dir, f.kv, f.blobs, () => Promise.reject(new Error("again"))),
+      0,
+    );
   }));
 
 Deno.test("a failed journal sync refuses the append and the entry never comes back", () =>
@@ -140,7 +151,7 @@ Deno.test("a failed journal sync refuses the append and the entry never comes ba
     assert(third.marker[1] !== first.marker[1]);
     await journal.close(0);
     const indexed: string[] = [];
-    await recoverJournal(dir, f.kv, (e) => {
+    await recoverJournal(dir, f.kv, f.blobs, (e) => {
       indexed.push(e.blob);
       return f.kv.set(e.marker, true).then(() => {});
     });
@@ -158,8 +169,11 @@ Deno.test("deliverLocally with a journal answers before indexing, and readers se
       await deliverLocally(f.kv, f.blobs, address, message("journaled"), registry);
       await registry.journal.indexed(f.id);
       assertEquals(store.state.byName("INBOX")!.uids.length, 1);
-      // The marker rode in the indexing commit.
+      // The marker rode in the indexing commit, and no copy of the blob went through KV.
       assertEquals((await Array.fromAsync(f.kv.list({ prefix: ["journal-done"] }))).length, 1);
+      assertEquals(await Array.fromAsync(f.kv.list({ prefix: ["staged"] })), []);
+      const blob = store.state.byName("INBOX")!.byUid.values().next().value!.blob;
+      assert(new TextDecoder().decode(await store.message(blob)).includes("journaled"));
       registry.release(store);
     } finally {
       await registry.journal.close();
@@ -184,7 +198,13 @@ Deno.test("entries recovered at start become arrival records that the next unloc
     const registry = new AccountRegistry(f.kv, f.blobs);
     try {
       assertEquals(
-        await recoverJournal(dir, f.kv, (e) => indexRecovered(f.kv, f.blobs, e), denoFileSystem),
+        await recoverJournal(
+          dir,
+          f.kv,
+          f.blobs,
+          (e) => indexRecovered(f.kv, f.blobs, e),
+          denoFileSystem,
+        ),
         1,
       );
       const login = await registry.login(address, password, "127.0.0.1");
