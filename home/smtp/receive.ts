@@ -12,7 +12,7 @@
  */
 import { type Resolver, SystemResolver } from "../../src/dns.ts";
 import { log } from "../../src/log.ts";
-import { removeForgedResults, verifyInbound } from "../../src/smtp/authenticate.ts";
+import { removeForgedResults, VerdictCache, verifyInbound } from "../../src/smtp/authenticate.ts";
 import { classifyRecipient, deliverAll } from "./listener.ts";
 import { sessionReceived, smtpError, SmtpServer, transactionId } from "../../src/smtp/server.ts";
 import { normaliseLineEndings } from "../../src/mail/line_endings.ts";
@@ -34,6 +34,8 @@ export async function startMx(opts: MxOptions): Promise<SmtpListener> {
   const resolver = opts.resolver instanceof SystemResolver
     ? new CachingResolver(opts.resolver)
     : opts.resolver;
+  // Verdicts are kept as long as the answers they came from (only with the caching resolver).
+  const verdicts = resolver instanceof CachingResolver ? new VerdictCache() : undefined;
   // An MX has no users to authenticate: AUTH is for the submission ports.
   const server = new SmtpServer(deps, {
     name: "mx",
@@ -57,7 +59,7 @@ export async function startMx(opts: MxOptions): Promise<SmtpListener> {
           sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
           hostname: deps.hostname,
           resolver,
-        });
+        }, verdicts);
         if (verdict.dmarcReject) throw smtpError(550, "5.7.1", verdict.dmarcReject);
         verdictHeaders = verdict.headers;
       }

@@ -17,6 +17,7 @@
 import { authenticate } from "mailauth";
 import { Buffer } from "node:buffer";
 import { mailauthResolver, type Resolver } from "../dns.ts";
+import { dnsCacheMs } from "../dns_cache.ts";
 import { blankLineAt } from "./addresses.ts";
 import { log } from "../log.ts";
 
@@ -86,10 +87,63 @@ export function partToVerify(raw: Uint8Array): Uint8Array {
   return raw.subarray(0, end);
 }
 
-/** Verifies an inbound message; never throws (a failure to verify is logged and delivered). */
-export async function verifyInbound(raw: Uint8Array, ctx: InboundContext): Promise<InboundVerdict> {
+/**
+ * Verdicts of unsigned messages, kept as long as the DNS answers they came from
+ * (src/dns_cache.ts). Without a DKIM or ARC signature a verdict is a function of the
+ * connection (IP, HELO, MAIL FROM) and the From fields alone (see {@linkcode partToVerify}),
+ * so a sender's next message gets the same one without mailauth's parse and SPF evaluation.
+ * Only passing and neutral verdicts are kept: a DMARC failure is evaluated each time (its
+ * `pct` sampling is random per message, RFC 7489 §6.6.4).
+ */
+export class VerdictCache {
+  readonly #ttlMs: number;
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, { verdict: InboundVerdict; until: number }>();
+
+  constructor(opts: { ttlMs?: number; maxEntries?: number; now?: () => number } = {}) {
+    this.#ttlMs = opts.ttlMs ?? dnsCacheMs;
+    this.#max = opts.maxEntries ?? 1_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get(key: string): InboundVerdict | undefined {
+    const hit = this.#entries.get(key);
+    if (!hit) return undefined;
+    if (hit.until > this.#now()) return hit.verdict;
+    this.#entries.delete(key);
+    return undefined;
+  }
+
+  set(key: string, verdict: InboundVerdict) {
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, { verdict, until: this.#now() + this.#ttlMs });
+  }
+}
+
+/** What an unsigned message's verdict depends on: the connection and its From fields. */
+function verdictKey(part: Uint8Array, ctx: InboundContext): string {
+  const head = new TextDecoder("latin1").decode(part);
+  // Every From field with its continuation lines (RFC 5322 §2.2.3), as sent.
+  const from = head.match(/(?:^|\n)from[ \t]*:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*/gi) ?? [];
+  return JSON.stringify([ctx.ip, ctx.helo, ctx.sender, ctx.hostname, from]);
+}
+
+/**
+ * Verifies an inbound message; never throws (a failure to verify is logged and delivered).
+ * With `cache`, an unsigned message's verdict may come from the same sender's earlier one.
+ */
+export async function verifyInbound(
+  raw: Uint8Array,
+  ctx: InboundContext,
+  cache?: VerdictCache,
+): Promise<InboundVerdict> {
   try {
     const part = partToVerify(raw);
+    const key = cache && part.length < raw.length ? verdictKey(part, ctx) : null;
+    const known = key === null ? undefined : cache!.get(key);
+    if (known) return known;
     const result = await authenticate(Buffer.from(part.buffer, part.byteOffset, part.length), {
       ip: ctx.ip,
       helo: ctx.helo,
@@ -103,12 +157,14 @@ export async function verifyInbound(raw: Uint8Array, ctx: InboundContext): Promi
     const dmarc = result.dmarc;
     // RFC 7489 §6.3 p=reject (after pct and t=y, which mailauth applies): refuse at DATA.
     const reject = dmarc && dmarc.status?.result === "fail" && dmarc.policy === "reject";
-    return {
+    const verdict = {
       headers: result.headers,
       dmarcReject: reject
         ? `message refused by the DMARC policy of ${dmarc.domain}: the sender is not authenticated`
         : null,
     };
+    if (key !== null && !(dmarc && dmarc.status?.result === "fail")) cache!.set(key, verdict);
+    return verdict;
   } catch (e) {
     log.warn("mx.authentication-failed", { error: e });
     return { headers: "", dmarcReject: null };

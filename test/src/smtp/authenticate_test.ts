@@ -4,6 +4,7 @@ import { Buffer } from "node:buffer";
 import {
   partToVerify,
   removeForgedResults,
+  VerdictCache,
   verifyInbound,
 } from "../../../src/smtp/authenticate.ts";
 import { mailauthResolver, TestResolver } from "../../../src/dns.ts";
@@ -68,4 +69,43 @@ Deno.test("verifyInbound() gives an unsigned message the same verdict as mailaut
   const ours = await verifyInbound(raw, { ...opts, hostname: opts.mta, resolver });
   assertEquals(ours.headers, whole.headers);
   assert(ours.headers.includes("dmarc=pass"));
+});
+
+Deno.test("VerdictCache gives an unsigned message of the same sender and From the verdict mailauth gives it", async () => {
+  const resolver = new TestResolver().txt("b.example", "v=spf1 ip4:192.0.2.1 -all")
+    .txt("_dmarc.b.example", "v=DMARC1; p=reject")
+    .txt("_dmarc.c.example", "v=DMARC1; p=reject");
+  const ctx = { ip: "192.0.2.1", helo: "mail.b.example", sender: "a@b.example", hostname: "mx" };
+  let now = 0;
+  const cache = new VerdictCache({ ttlMs: 1_000, now: () => now });
+  const message = (from: string, subject: string) =>
+    enc(`From: ${from}\r\nSubject: ${subject}\r\n\r\n${subject} body\r\n`);
+  const first = await verifyInbound(message("<a@b.example>", "one"), { ...ctx, resolver }, cache);
+  assert(first.headers.includes("dmarc=pass"));
+  // Another message, same connection and From: the same verdict, now from the cache, and equal
+  // to what mailauth says of it.
+  const second = message("<a@b.example>", "two");
+  const direct = await verifyInbound(second, { ...ctx, resolver });
+  resolver.txt("b.example", "v=spf1 -all");
+  const cached = await verifyInbound(second, { ...ctx, resolver }, cache);
+  assert(cached === first, "the second verdict came from the cache");
+  assertEquals(cached, direct);
+  // A different From field is its own case: c.example fails DMARC, and that is never kept.
+  const other = message("<a@c.example>", "three");
+  const failed = await verifyInbound(other, { ...ctx, resolver }, cache);
+  assert(failed.dmarcReject, "c.example's DMARC p=reject applies");
+  assert(
+    failed !== await verifyInbound(other, { ...ctx, resolver }, cache),
+    "failures are not kept",
+  );
+  // Signed messages are always verified.
+  const signed = enc(
+    "DKIM-Signature: v=1; d=b.example; s=x; b=; bh=\r\nFrom: <a@b.example>\r\n\r\nx\r\n",
+  );
+  const s1 = await verifyInbound(signed, { ...ctx, resolver }, cache);
+  assert(s1 !== await verifyInbound(signed, { ...ctx, resolver }, cache));
+  // Past the TTL, the answer is asked again: SPF now fails for b.example.
+  now = 2_000;
+  const fresh = await verifyInbound(second, { ...ctx, resolver }, cache);
+  assert(fresh !== first && !fresh.headers.includes("spf=pass"), fresh.headers);
 });
