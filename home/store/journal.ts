@@ -32,6 +32,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
+import { concatBytes, toHex } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
 import { type BlobFileSystem, type BlobStore, denoFileSystem } from "./blobs.ts";
 
@@ -365,7 +366,7 @@ export class DeliveryJournal {
       segment = this.#active = await this.#nextSegment(Math.max(segmentBytes, bytes));
     }
     clearTimeout(this.#idleTimer);
-    const data = batch.length === 1 ? batch[0].bytes : concat(batch.map((q) => q.bytes));
+    const data = batch.length === 1 ? batch[0].bytes : concatBytes(batch.map((q) => q.bytes));
     const start = segment.used;
     try {
       // The file's position is the end of the last append. Writing into the page cache is quick
@@ -568,18 +569,4 @@ function closeQuietly(file: Deno.FsFile) {
   } catch {
     // Closed already.
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function toHex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

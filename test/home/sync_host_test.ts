@@ -6,7 +6,7 @@ import { AccountStore, type ChangeEvent, type Tx } from "../../home/store/accoun
 import { DocHost } from "../../home/sync_host.ts";
 import { AccountDoc } from "../../sync/doc.ts";
 import { SyncPeer } from "../../sync/peer.ts";
-import { type Fixture, makeFixture } from "./store/fixture.ts";
+import { withFixture } from "./store/fixture.ts";
 
 const fake = (i: number) => ({ blob: i.toString(16).padStart(64, "0"), size: 100 + i });
 
@@ -60,15 +60,6 @@ function exchange(a: SyncPeer, b: SyncPeer) {
   for (let round = 0; toB.length && round < 20; round++) {
     const toA = toB.flatMap((f) => b.receive(f));
     toB = toA.flatMap((f) => a.receive(f));
-  }
-}
-
-async function withFixture(fn: (f: Fixture) => Promise<void>) {
-  const f = await makeFixture();
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
   }
 }
 

@@ -7,7 +7,7 @@ import { AccountStore, type ChangeEvent, type Tx } from "../../../home/store/acc
 import { newMailboxRecord } from "../../../home/store/accounts.ts";
 import { deliverLocally } from "../../../home/store/deliver.ts";
 import { ProtocolError } from "../../../src/errors.ts";
-import { faultyKv, type Fixture, logEntries, makeFixture, message, summary } from "./fixture.ts";
+import { faultyKv, type Fixture, logEntries, message, summary, withFixture } from "./fixture.ts";
 
 /** Appends prepared messages to a mailbox the way APPEND does. */
 function addTo(name: string, prepared: { blob: string; size: number }, flags: string[] = []) {
@@ -28,15 +28,6 @@ function setFlags(name: string, uid: number, flags: string[]) {
     const mb = tx.state.byName(name)!;
     tx.push({ op: "flags", mb: mb.id, changes: [[uid, tx.nextModSeq(), flags]] });
   };
-}
-
-async function withFixture(fn: (f: Fixture) => Promise<void>) {
-  const f = await makeFixture();
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
 }
 
 Deno.test("a new account has the default mailboxes with SPECIAL-USE", () =>

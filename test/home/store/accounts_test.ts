@@ -12,16 +12,7 @@ import {
 import { AccountStore } from "../../../home/store/account_store.ts";
 import { limits } from "../../../src/limits.ts";
 import { UsageError } from "../../../src/errors.ts";
-import { address, type Fixture, makeFixture, password } from "./fixture.ts";
-
-async function withFixture(fn: (f: Fixture) => Promise<void>) {
-  const f = await makeFixture();
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+import { address, password, withFixture } from "./fixture.ts";
 
 function storeOf(r: { store: AccountStore } | { failure: string }): AccountStore {
   if (!("store" in r)) throw new Error(`login failed: ${r.failure}`);

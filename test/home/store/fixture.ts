@@ -58,6 +58,16 @@ export async function makeFixture(): Promise<Fixture> {
   return fixture;
 }
 
+/** Runs `fn` with a fresh fixture, removed afterwards. */
+export async function withFixture(fn: (f: Fixture) => Promise<void>) {
+  const f = await makeFixture();
+  try {
+    await fn(f);
+  } finally {
+    await f.cleanup();
+  }
+}
+
 /**
  * A KV whose atomic commits fail (throw) while `faults.commit` is set; with
  * `faults.only`, only commits that write a key starting with that part fail.

@@ -7,16 +7,7 @@ import { type GroupWrite, KvGroupCommit } from "../../../home/store/group_commit
 import { deliverLocally } from "../../../home/store/deliver.ts";
 import type { AccountRegistry } from "../../../home/store/accounts.ts";
 import { sealToRecipient } from "../../../src/crypto/age.ts";
-import { faultyKv, type Fixture, logEntries, makeFixture, message } from "./fixture.ts";
-
-async function withFixture(fn: (f: Fixture) => Promise<void>) {
-  const f = await makeFixture();
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+import { faultyKv, type Fixture, logEntries, message, withFixture } from "./fixture.ts";
 
 function setKey(key: Deno.KvKey, value: unknown): GroupWrite {
   return { apply: (op) => op.set(key, value), mutations: 1, bytes: 100 };

@@ -13,16 +13,7 @@ import { BlobStore, denoFileSystem } from "../../../home/store/blobs.ts";
 import { deliverLocally, indexRecovered } from "../../../home/store/deliver.ts";
 import { FsyncFaults } from "../../../home/store/fsync_faults.ts";
 import { sealToRecipient } from "../../../src/crypto/age.ts";
-import { address, type Fixture, makeFixture, message, password } from "./fixture.ts";
-
-async function withFixture(fn: (f: Fixture) => Promise<void>) {
-  const f = await makeFixture();
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+import { address, type Fixture, message, password, withFixture } from "./fixture.ts";
 
 async function sealedFor(f: Fixture, n: number): Promise<[JournalHeader, Uint8Array]> {
   const raw = message(`journal ${n}`);
