@@ -13,21 +13,14 @@
  * ```
  */
 import type { MxRecord, Resolver } from "./dns.ts";
+import { ExpiringMap } from "./expiring_map.ts";
 
 /** How long an answer is kept: shorter than the TTL of almost any SPF or DMARC record. */
 export const dnsCacheMs = 60_000;
 
-interface Entry {
-  expires: number;
-  answer: Promise<unknown[]>;
-}
-
 export class CachingResolver implements Resolver {
   readonly #inner: Resolver;
-  readonly #ttlMs: number;
-  readonly #maxEntries: number;
-  readonly #now: () => number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries: ExpiringMap<Promise<unknown[]>>;
 
   /**
    * Answers are kept `ttlMs` (default {@linkcode dnsCacheMs}; a cap, since Deno.resolveDns
@@ -38,27 +31,20 @@ export class CachingResolver implements Resolver {
     opts: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
   ) {
     this.#inner = inner;
-    this.#ttlMs = opts.ttlMs ?? dnsCacheMs;
-    this.#maxEntries = opts.maxEntries ?? 10_000;
-    this.#now = opts.now ?? Date.now;
+    this.#entries = new ExpiringMap({
+      ttlMs: opts.ttlMs ?? dnsCacheMs,
+      maxEntries: opts.maxEntries ?? 10_000,
+      now: opts.now,
+    });
   }
 
   #cached<T>(type: string, name: string, ask: () => Promise<T[]>): Promise<T[]> {
     const key = `${type} ${name.toLowerCase()}`;
-    const now = this.#now();
     const hit = this.#entries.get(key);
-    if (hit && hit.expires > now) return hit.answer as Promise<T[]>;
-    this.#entries.delete(key);
-    // Oldest first: Map keeps insertion order.
-    if (this.#entries.size >= this.#maxEntries) {
-      this.#entries.delete(this.#entries.keys().next().value!);
-    }
+    if (hit) return hit as Promise<T[]>;
     const answer = ask();
-    const entry = { expires: now + this.#ttlMs, answer };
-    this.#entries.set(key, entry);
-    answer.catch(() => {
-      if (this.#entries.get(key) === entry) this.#entries.delete(key);
-    });
+    this.#entries.set(key, answer);
+    answer.catch(() => this.#entries.deleteIf(key, answer));
     return answer;
   }
 

@@ -21,6 +21,14 @@ import { deletePrefix } from "./chunks.ts";
 /** Up to this size a blob is hashed and written synchronously: cheaper than a thread hop. */
 const syncBytes = 1 << 20;
 
+/**
+ * {@linkcode BlobStore.idOf} computed on this thread: for blobs of message size (staged or
+ * journaled), where a hop to WebCrypto's thread costs more than the hash.
+ */
+export function blobIdSync(sealed: Uint8Array): string {
+  return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
+}
+
 /** The file operations the store needs; tests inject faults (a failing fsync) through it. */
 export interface BlobFileSystem {
   writeDurably(path: string, data: Uint8Array): Promise<void>;
@@ -100,7 +108,7 @@ export class BlobStore {
   /** The id a sealed blob gets. */
   static async idOf(sealed: Uint8Array): Promise<string> {
     if (sealed.length > syncBytes) return toHex((await sha256(sealed)).subarray(0, 16));
-    return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
+    return blobIdSync(sealed);
   }
 
   /** Where a blob lives on disk. */

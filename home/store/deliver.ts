@@ -84,7 +84,8 @@ export async function deliverLocally(
   const journal = registry?.journal;
   if (journal && !journal.closed && journal.healthy) {
     const sealed = await sealing;
-    if (StagedBlobs.for(kv, blobs).shouldStage(sealed)) {
+    const staging = StagedBlobs.for(kv, blobs);
+    if (staging.shouldStage(sealed)) {
       // Durable once journaled: the 250 goes out, and the message is indexed after it.
       const entry = await journal.append(
         { account: rcpt.id, blob: await BlobStore.idOf(sealed), size: raw.length, date },
@@ -92,7 +93,7 @@ export async function deliverLocally(
       );
       // The journal keeps the sealed bytes until the spiller has written the blob's file: no
       // copy of them goes through KV.
-      StagedBlobs.for(kv, blobs).hold(entry.blob, sealed, () => journal.written(entry));
+      staging.hold(entry.blob, sealed, () => journal.written(entry));
       const indexing = journal.index(
         entry,
         () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry, true),

@@ -31,10 +31,10 @@
  * journal.done(entry);
  * ```
  */
-import { createHash } from "node:crypto";
 import { concatBytes, toHex } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
-import { type BlobFileSystem, type BlobStore, denoFileSystem } from "./blobs.ts";
+import { type BlobFileSystem, blobIdSync, type BlobStore, denoFileSystem } from "./blobs.ts";
+import { deletePrefix } from "./chunks.ts";
 
 /** What the journal records of a delivery beside its sealed bytes. */
 export interface JournalHeader {
@@ -63,10 +63,6 @@ const markerPrefix = "journal-done";
 const segmentPattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function blobIdOf(sealed: Uint8Array): string {
-  return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
-}
 
 /** Encodes one entry. */
 export function encodeEntry(header: JournalHeader, sealed: Uint8Array): Uint8Array {
@@ -101,7 +97,7 @@ export function decodeSegment(bytes: Uint8Array): { header: JournalHeader; seale
       break;
     }
     const sealed = bytes.slice(at + prefixBytes + jsonLength, end);
-    if (typeof header?.blob !== "string" || blobIdOf(sealed) !== header.blob) break;
+    if (typeof header?.blob !== "string" || blobIdSync(sealed) !== header.blob) break;
     out.push({ header, sealed });
     at = end;
   }
@@ -499,17 +495,8 @@ async function removeSegment(kv: Deno.Kv, fs: BlobFileSystem, dir: string, name:
   await deleteMarkers(kv, name);
 }
 
-async function deleteMarkers(kv: Deno.Kv, name: string) {
-  let op = kv.atomic();
-  let n = 0;
-  for await (const e of kv.list({ prefix: [markerPrefix, name] })) {
-    op.delete(e.key);
-    if (++n % 500 === 0) {
-      await op.commit();
-      op = kv.atomic();
-    }
-  }
-  if (n % 500) await op.commit();
+function deleteMarkers(kv: Deno.Kv, name: string) {
+  return deletePrefix(kv, [markerPrefix, name]);
 }
 
 /**

@@ -25,10 +25,9 @@
  * const sealed = await staging.get(blobId); // from its file, or from KV if not spilled yet
  * ```
  */
-import { createHash } from "node:crypto";
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
-import type { BlobStore } from "./blobs.ts";
+import { blobIdSync, type BlobStore } from "./blobs.ts";
 import { chunkBytes, deletePrefix, joinChunks, splitChunks } from "./chunks.ts";
 
 /** True when a sealed blob is small enough to be staged in KV with its record. */
@@ -39,11 +38,6 @@ export function stageable(sealed: Uint8Array): boolean {
 /** The KV entries that stage a sealed blob (each under Deno KV's 64 KiB value limit). */
 export function stagedEntries(id: string, sealed: Uint8Array): [Deno.KvKey, Uint8Array][] {
   return splitChunks(sealed).map((chunk, i) => [["staged", id, i], chunk]);
-}
-
-/** Synchronous: a staged blob is at most a few hundred KiB. */
-function idOfStaged(sealed: Uint8Array): string {
-  return createHash("sha256").update(sealed).digest("hex").slice(0, 32);
 }
 
 /** Tuning of the spiller; tests shorten the quiet period. */
@@ -121,7 +115,7 @@ export class StagedBlobs {
       sealed = joinChunks(parts);
     }
     // Content addressed: bytes that do not hash to their id are not the blob (a staging cut short).
-    return idOfStaged(sealed) === id ? sealed : null;
+    return blobIdSync(sealed) === id ? sealed : null;
   }
 
   /**
@@ -140,11 +134,6 @@ export class StagedBlobs {
     if (this.#held.has(id)) return written();
     this.#held.set(id, { sealed, written });
     this.noteStaged(sealed.length);
-  }
-
-  /** True when a blob is held in memory, waiting for its file. */
-  holds(id: string): boolean {
-    return this.#held.has(id);
   }
 
   /** Deletes a blob everywhere it may be: held, staged in KV and as a file. */
@@ -266,7 +255,7 @@ export class StagedBlobs {
       parts = [];
       // A blob whose chunks do not hash to its id is a staging cut short by a crash (or one in
       // flight in several commits): garbage collection decides about it, not the spiller.
-      if (idOfStaged(sealed) !== current) return;
+      if (blobIdSync(sealed) !== current) return;
       batch.push({ id: current, sealed });
       batchBytes += sealed.length;
       if (batchBytes >= this.#batchBytes) await flush();

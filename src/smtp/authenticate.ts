@@ -18,6 +18,7 @@ import { authenticate } from "mailauth";
 import { Buffer } from "node:buffer";
 import { mailauthResolver, type Resolver } from "../dns.ts";
 import { dnsCacheMs } from "../dns_cache.ts";
+import { ExpiringMap } from "../expiring_map.ts";
 import { blankLineAt } from "./addresses.ts";
 import { log } from "../log.ts";
 
@@ -78,13 +79,20 @@ export function removeForgedResults(raw: Uint8Array, authservId: string): Uint8A
  * to verify), and parsing it is most of the work for a message of some size.
  */
 export function partToVerify(raw: Uint8Array): Uint8Array {
+  return splitForVerify(raw).part;
+}
+
+/** {@linkcode partToVerify}, with the header section's text when the message is unsigned. */
+function splitForVerify(raw: Uint8Array): { part: Uint8Array; unsignedHead: string | null } {
   const blank = blankLineAt(raw);
-  if (blank < 0) return raw;
+  if (blank < 0) return { part: raw, unsignedHead: null };
   const end = blank + 4;
   const text = new TextDecoder("latin1").decode(raw.subarray(0, end));
   // RFC 6376 §3.5 DKIM-Signature, RFC 8617 §4.1 ARC-Seal/ARC-Message-Signature/ARC-Authentication-Results.
-  if (/(?:^|\n)(?:dkim-signature|arc-[a-z-]+)[ \t]*:/i.test(text)) return raw;
-  return raw.subarray(0, end);
+  if (/(?:^|\n)(?:dkim-signature|arc-[a-z-]+)[ \t]*:/i.test(text)) {
+    return { part: raw, unsignedHead: null };
+  }
+  return { part: raw.subarray(0, end), unsignedHead: text };
 }
 
 /**
@@ -95,36 +103,14 @@ export function partToVerify(raw: Uint8Array): Uint8Array {
  * Only passing and neutral verdicts are kept: a DMARC failure is evaluated each time (its
  * `pct` sampling is random per message, RFC 7489 §6.6.4).
  */
-export class VerdictCache {
-  readonly #ttlMs: number;
-  readonly #max: number;
-  readonly #now: () => number;
-  readonly #entries = new Map<string, { verdict: InboundVerdict; until: number }>();
-
+export class VerdictCache extends ExpiringMap<InboundVerdict> {
   constructor(opts: { ttlMs?: number; maxEntries?: number; now?: () => number } = {}) {
-    this.#ttlMs = opts.ttlMs ?? dnsCacheMs;
-    this.#max = opts.maxEntries ?? 1_000;
-    this.#now = opts.now ?? Date.now;
-  }
-
-  get(key: string): InboundVerdict | undefined {
-    const hit = this.#entries.get(key);
-    if (!hit) return undefined;
-    if (hit.until > this.#now()) return hit.verdict;
-    this.#entries.delete(key);
-    return undefined;
-  }
-
-  set(key: string, verdict: InboundVerdict) {
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, { verdict, until: this.#now() + this.#ttlMs });
+    super({ ttlMs: opts.ttlMs ?? dnsCacheMs, maxEntries: opts.maxEntries ?? 1_000, now: opts.now });
   }
 }
 
 /** What an unsigned message's verdict depends on: the connection and its From fields. */
-function verdictKey(part: Uint8Array, ctx: InboundContext): string {
-  const head = new TextDecoder("latin1").decode(part);
+function verdictKey(head: string, ctx: InboundContext): string {
   // Every From field with its continuation lines (RFC 5322 §2.2.3), as sent.
   const from = head.match(/(?:^|\n)from[ \t]*:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*/gi) ?? [];
   return JSON.stringify([ctx.ip, ctx.helo, ctx.sender, ctx.hostname, from]);
@@ -140,8 +126,8 @@ export async function verifyInbound(
   cache?: VerdictCache,
 ): Promise<InboundVerdict> {
   try {
-    const part = partToVerify(raw);
-    const key = cache && part.length < raw.length ? verdictKey(part, ctx) : null;
+    const { part, unsignedHead } = splitForVerify(raw);
+    const key = cache && unsignedHead !== null ? verdictKey(unsignedHead, ctx) : null;
     const known = key === null ? undefined : cache!.get(key);
     if (known) return known;
     const result = await authenticate(Buffer.from(part.buffer, part.byteOffset, part.length), {
