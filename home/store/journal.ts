@@ -223,6 +223,10 @@ export class DeliveryJournal {
     items.add(item);
     this.backlogBytes += entry.sealed.length;
     const loop = async () => {
+      // The first attempt waits for the microtasks of this turn: the caller's reply (the 250)
+      // goes out before the indexing's CPU work, not after it. A reader waits on `next`.
+      item.next = Promise.withResolvers<void>();
+      await new Promise<void>((resolve) => setImmediate(resolve));
       for (let attempt = 0;; attempt++) {
         item.current = run().then(() => true, (e) => {
           log.warn("journal.index-failed", { account: entry.account, attempt, error: e });

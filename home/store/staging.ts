@@ -288,7 +288,8 @@ export class StagedBlobs {
         bytes += sealed.length;
         if (bytes >= this.#batchBytes) break;
       }
-      await this.#blobs.putMany(items);
+      // Held blobs were sealed by this process for a delivery: no file of theirs exists.
+      await this.#blobs.putMany(items, { fresh: true });
       for (const { id, sealed } of items) {
         const held = this.#held.get(id);
         // Removed meanwhile, or held again with other bytes: not this write's to report.

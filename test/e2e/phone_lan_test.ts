@@ -223,7 +223,7 @@ Deno.test("a LAN URL nobody answers: the phone syncs through the edge", async ()
     assert(report.lanError?.includes("did not answer in time"), report.lanError);
     assert(counting.edge > edgeBefore);
     assert(took < 6_000, `the fallback took ${took} ms`);
-    await waitFor("the IMAP client to see the phone's change", 15_000, async () => {
+    await waitFor("the IMAP client to see the phone's change", 30_000, async () => {
       const seen = await client.search({ seen: true });
       return (seen as number[]).length === 1;
     });
