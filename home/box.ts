@@ -15,7 +15,7 @@ import { ensureLocalCertificate, fileExists } from "../src/tls.ts";
 import { type BlobFileSystem, BlobStore } from "./store/blobs.ts";
 import { AccountRegistry } from "./store/accounts.ts";
 import { DeliveryJournal, recoverJournal } from "./store/journal.ts";
-import { StagedBlobs } from "./store/staging.ts";
+import { compactPacks } from "./store/packs.ts";
 import { indexRecovered } from "./store/deliver.ts";
 import { type ImapServer, startImapServer } from "./imap/server.ts";
 import { log } from "../src/log.ts";
@@ -158,25 +158,39 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
   const removed = await blobs.collectTemporaries();
   if (removed) log.info("blobs.temporaries-removed", { count: removed });
   const registry = new AccountRegistry(kv, blobs);
-  // Mail that had its 250 before a stop or a crash and was not indexed yet (journal.ts).
-  const journalDir = `${config.dataDir}/journal`;
+  // Mail that had its 250 before a stop or a crash and was not indexed yet (journal.ts), also
+  // in the journal directory of earlier versions.
   const fileSystem = opts.storage?.fileSystem;
   try {
-    await recoverJournal(journalDir, kv, blobs, (e) => indexRecovered(kv, blobs, e), fileSystem);
-    registry.journal = await DeliveryJournal.open(journalDir, kv, {
+    await recoverJournal(
+      [blobs.journalDir, `${config.dataDir}/journal`],
+      kv,
+      blobs,
+      (e) => indexRecovered(kv, blobs, e),
       fileSystem,
-      spill: () => StagedBlobs.for(kv, blobs).spill(),
-    });
+    );
+    await Deno.remove(`${config.dataDir}/journal`).catch(() => {});
+    registry.journal = await DeliveryJournal.open(kv, blobs, { fileSystem });
   } catch (e) {
     await registry.close();
     kv.close();
     throw e;
   }
   // Blobs a crash left unrecorded: in the background, so start-up is not held up.
-  const collecting = blobs.collectUnreferenced(kv).then(
+  let maintenance: Promise<unknown> = blobs.collectUnreferenced(kv).then(
     (n) => n && log.info("blobs.unreferenced-removed", { count: n }),
     (e) => log.warn("blobs.collection-failed", { error: e }),
   );
+  // Packs that no record names any more, or mostly empty ones, go (packs.ts): after the
+  // collection above, and every hour.
+  const compact = () => {
+    maintenance = maintenance.then(() => compactPacks(kv, blobs, { fileSystem })).catch((e) =>
+      log.warn("blobs.compaction-failed", { error: e })
+    );
+  };
+  compact();
+  const compactTimer = setInterval(compact, 3_600_000);
+  Deno.unrefTimer(compactTimer);
   const cert = {
     certPem: await Deno.readTextFile(`${config.dataDir}/tls/cert.pem`),
     keyPem: await Deno.readTextFile(`${config.dataDir}/tls/key.pem`),
@@ -326,7 +340,8 @@ async function startLockedHome(config: HearthConfig, opts: HomeOptions): Promise
       await http?.close();
       await phones?.stop();
       await edge?.stop();
-      await collecting;
+      clearInterval(compactTimer);
+      await maintenance;
       await mx?.close();
       await submission?.close();
       await runner?.stop();

@@ -243,11 +243,21 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-/** Counts the sealed blobs (`DATA/blobs/xx/ID.age`) and sizes the index. */
-export async function storageUsage(dataDir: string): Promise<StorageUsage> {
-  let blobs = 0, blobBytes = 0;
+/**
+ * Counts the sealed blobs (`DATA/blobs/xx/ID.age`, and the `packed` ones counted in KV) and
+ * sizes them with the packs and the delivery journal (`DATA/blobs/packs`, `DATA/blobs/journal`),
+ * and the index.
+ */
+export async function storageUsage(dataDir: string, packed = 0): Promise<StorageUsage> {
+  let blobs = packed, blobBytes = 0;
   try {
     for await (const dir of Deno.readDir(`${dataDir}/blobs`)) {
+      if (dir.isDirectory && (dir.name === "packs" || dir.name === "journal")) {
+        for await (const f of Deno.readDir(`${dataDir}/blobs/${dir.name}`)) {
+          blobBytes += await sizeOf(`${dataDir}/blobs/${dir.name}/${f.name}`);
+        }
+        continue;
+      }
       if (!dir.isDirectory || !/^[0-9a-f]{2}$/.test(dir.name)) continue;
       for await (const f of Deno.readDir(`${dataDir}/blobs/${dir.name}`)) {
         if (!f.name.endsWith(".age")) continue;

@@ -60,9 +60,10 @@ export async function boxStatus(
   opts: StatusOptions = {},
 ): Promise<BoxStatus> {
   const { kv } = await openStore(config);
-  let accounts = 0, queue: QueueSummary, peers: number;
+  let accounts = 0, packed = 0, queue: QueueSummary, peers: number;
   try {
     for await (const _ of kv.list({ prefix: ["account"] })) accounts++;
+    for await (const _ of kv.list({ prefix: ["blob-pack"] })) packed++;
     queue = await queueSummary(kv, config.dataDir);
     peers = (await backupPeers(kv)).length;
   } finally {
@@ -71,7 +72,7 @@ export async function boxStatus(
   const link = await readEdgeLink(config.dataDir);
   const [listeners, storage, edge, disk] = await Promise.all([
     probeListeners(config, 1_000),
-    storageUsage(config.dataDir),
+    storageUsage(config.dataDir, packed),
     link
       ? homeSigningKey(config.dataDir).then((key) =>
         probeEdge(link, key, {

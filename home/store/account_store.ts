@@ -15,7 +15,7 @@ import { decryptIndex, encryptIndex } from "../../src/crypto/index_key.ts";
 import { log } from "../../src/log.ts";
 import { limits } from "../../src/limits.ts";
 import { ProtocolError } from "../../src/errors.ts";
-import type { BlobStore } from "./blobs.ts";
+import { type BlobStore, packKey, type PackLocation } from "./blobs.ts";
 import { StagedBlobs } from "./staging.ts";
 import { ChangeLog } from "./change_log.ts";
 import { MessageMeta } from "./message_meta.ts";
@@ -357,7 +357,7 @@ export class AccountStore {
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
-    journaled?: { marker?: Deno.KvKey; held?: boolean },
+    journaled?: { marker: Deno.KvKey; location: PackLocation },
   ): Promise<string> {
     return this.#incoming.addDelivered(sealing, raw, date, journaled);
   }
@@ -460,6 +460,7 @@ export class AccountStore {
     }
     for (const blob of orphans) {
       await deletePrefix(this.#kv, ["staged", blob]);
+      await this.#kv.delete(packKey(blob));
       await this.#meta.remove(blob);
     }
     if (orphans.size) log.info("store.orphans-removed", { account: this.id, count: orphans.size });

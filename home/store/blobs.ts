@@ -6,6 +6,10 @@
  * {@linkcode BlobStore.put} resolves: only then may a `250` or `OK` be sent.
  * Small blobs reach the disk first as KV entries committed with their record
  * (`staging.ts`), and are moved here later by {@linkcode BlobStore.putMany}.
+ * Small blobs delivered over SMTP stay where the delivery journal wrote them
+ * (`journal.ts`): a segment of the journal, `DATA/blobs/journal/NAME`, is
+ * moved to `DATA/blobs/packs/NAME` once all its entries are indexed, and a KV
+ * record `["blob-pack", id]` says where in it the blob is (`packs.ts`).
  *
  * @example
  * ```ts
@@ -83,6 +87,15 @@ export const denoFileSystem: BlobFileSystem = {
 };
 
 const idPattern = /^[0-9a-f]{32}$/;
+const packNamePattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
+
+/** Where a blob lives in a pack: the pack's name, the offset of its sealed bytes, their length. */
+export type PackLocation = [pack: string, offset: number, length: number];
+
+/** The KV key of a packed blob's location. */
+export function packKey(id: string): Deno.KvKey {
+  return ["blob-pack", id];
+}
 
 /** Content-addressed, durably written sealed blobs. */
 export class BlobStore {
@@ -103,6 +116,51 @@ export class BlobStore {
   static async idOf(sealed: Uint8Array): Promise<string> {
     if (sealed.length > syncBytes) return toHex((await sha256(sealed)).subarray(0, 16));
     return blobIdSync(sealed);
+  }
+
+  /** The delivery journal's directory (journal.ts): segments still taking or indexing mail. */
+  get journalDir(): string {
+    return `${this.#root}/journal`;
+  }
+
+  /** Where journal segments go once all their entries are indexed (packs.ts). */
+  get packDir(): string {
+    return `${this.#root}/packs`;
+  }
+
+  /**
+   * Reads a packed blob: from its pack, or from the journal segment it still is (a segment is
+   * moved to the packs once indexed). Null when neither file exists (compacted meanwhile: the
+   * blob has its own file then). Throws when the bytes there are not the blob.
+   */
+  async readPacked(id: string, [pack, offset, length]: PackLocation): Promise<Uint8Array | null> {
+    if (!packNamePattern.test(pack)) throw new RangeError(`not a pack name: ${pack}`);
+    for (const dir of [this.packDir, this.journalDir]) {
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(`${dir}/${pack}`, { read: true });
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw e;
+      }
+      try {
+        await file.seek(offset, Deno.SeekMode.Start);
+        const out = new Uint8Array(length);
+        let got = 0;
+        while (got < length) {
+          const n = await file.read(out.subarray(got));
+          if (n === null) break;
+          got += n;
+        }
+        if (got < length || blobIdSync(out) !== id) {
+          throw new Error(`blob ${id} is damaged in pack ${pack}`);
+        }
+        return out;
+      } finally {
+        file.close();
+      }
+    }
+    return null;
   }
 
   /** Where a blob lives on disk. */
@@ -140,15 +198,9 @@ export class BlobStore {
   /**
    * Writes many sealed blobs durably under ids the caller has checked, with one
    * directory fsync per directory for the whole batch (the spiller of staged
-   * blobs). A blob whose file already exists whole is not written again, unless `fresh` says
-   * the blobs were sealed in this process and never written: the check, a failing `stat` per
-   * blob, took a fifth of the main thread's busy time in a one-session bench.
+   * blobs). A blob whose file already exists whole is not written again.
    */
-  async putMany(
-    items: { id: string; sealed: Uint8Array }[],
-    opts: { fresh?: boolean; parallel?: number } = {},
-  ): Promise<void> {
-    const { fresh = false, parallel = 8 } = opts;
+  async putMany(items: { id: string; sealed: Uint8Array }[], parallel = 8): Promise<void> {
     await this.#prepare();
     const dirs = new Set<string>();
     let next = 0;
@@ -163,10 +215,8 @@ export class BlobStore {
         }
         dirs.add(dir);
         // Left by a spill that crashed before its KV delete: renamed only after its fdatasync.
-        if (!fresh) {
-          const existing = await Deno.stat(path).catch(() => null);
-          if (existing?.size === sealed.length) continue;
-        }
+        const existing = await Deno.stat(path).catch(() => null);
+        if (existing?.size === sealed.length) continue;
         const tmp = `${this.#root}/tmp/${id}.${crypto.randomUUID()}`;
         try {
           await this.#fs.writeDurably(tmp, sealed);
@@ -195,7 +245,6 @@ export class BlobStore {
     return run;
   }
 
-  /** Reads a sealed blob. */
   /** True when a blob's file exists. */
   async has(id: string): Promise<boolean> {
     try {
@@ -207,6 +256,7 @@ export class BlobStore {
     }
   }
 
+  /** Reads a sealed blob from its file. */
   get(id: string): Promise<Uint8Array> {
     return this.#fs.readFile(this.pathOf(id));
   }
@@ -222,11 +272,15 @@ export class BlobStore {
    * it, or while removing one). Only files older than `minAgeMs` are
    * considered, so a write in flight is never touched. Staged blobs (KV) are
    * listed before the references: a blob is staged no earlier than a record
-   * naming it (staging.ts), so one seen staged has its reference seen after.
+   * naming it (staging.ts), so one seen staged has its reference seen after. Pack locations
+   * (packs.ts) are collected the same way.
    */
   async collectUnreferenced(kv: Deno.Kv, minAgeMs = 24 * 60 * 60 * 1000): Promise<number> {
     const staged = new Set<string>();
     for await (const e of kv.list({ prefix: ["staged"] })) staged.add(e.key[1] as string);
+    // Pack locations likewise: set in the commit of the record that names the blob.
+    const packed = new Set<string>();
+    for await (const e of kv.list({ prefix: ["blob-pack"] })) packed.add(e.key[1] as string);
     const referenced = new Set<string>();
     for await (const e of kv.list({ prefix: ["meta"] })) referenced.add(e.key[2] as string);
     for await (const e of kv.list<{ blob: string }>({ prefix: ["arrival"] })) {
@@ -236,6 +290,12 @@ export class BlobStore {
     for (const id of staged) {
       if (referenced.has(id)) continue;
       await deletePrefix(kv, ["staged", id]);
+      removed++;
+    }
+    for (const id of packed) {
+      if (referenced.has(id)) continue;
+      // Its bytes in the pack go at the pack's next compaction (packs.ts).
+      await kv.delete(packKey(id));
       removed++;
     }
     const cutoff = Date.now() - minAgeMs;

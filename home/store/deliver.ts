@@ -5,7 +5,10 @@
  * it): for an unlocked account the INBOX entry itself, otherwise an arrival
  * record that the account indexes into INBOX at its next unlock. A small
  * sealed blob is staged in KV in that same commit (`staging.ts`). Concurrent
- * deliveries share KV commits (`group_commit.ts`).
+ * deliveries share KV commits (`group_commit.ts`). In `hearth home`, a small
+ * message is journaled instead (`journal.ts`): durable with the fdatasync of
+ * its append, indexed after the reply, its sealed bytes left in the journal
+ * segment that becomes a pack (`packs.ts`).
  *
  * @example
  * ```ts
@@ -15,8 +18,8 @@
 import { sealToRecipient } from "../../src/crypto/age.ts";
 import { ProtocolError } from "../../src/errors.ts";
 import { limits } from "../../src/limits.ts";
-import { BlobStore } from "./blobs.ts";
-import { StagedBlobs, stagedEntries } from "./staging.ts";
+import { BlobStore, packKey } from "./blobs.ts";
+import { stageable, StagedBlobs, stagedEntries } from "./staging.ts";
 import type { ArrivalRecord } from "./incoming.ts";
 import { type AccountRecord, type AccountRegistry, loginKey } from "./accounts.ts";
 import { groupCommitFor } from "./group_commit.ts";
@@ -84,19 +87,17 @@ export async function deliverLocally(
   const journal = registry?.journal;
   if (journal && !journal.closed && journal.healthy) {
     const sealed = await sealing;
-    const staging = StagedBlobs.for(kv, blobs);
-    if (staging.shouldStage(sealed)) {
+    if (stageable(sealed)) {
       // Durable once journaled: the 250 goes out, and the message is indexed after it.
       const entry = await journal.append(
         { account: rcpt.id, blob: await BlobStore.idOf(sealed), size: raw.length, date },
         sealed,
       );
-      // The journal keeps the sealed bytes until the spiller has written the blob's file: no
-      // copy of them goes through KV.
-      staging.hold(entry.blob, sealed, () => journal.written(entry));
+      // The sealed bytes stay in the journal segment, which becomes a pack (packs.ts): no copy
+      // of them goes through KV or to a file of their own.
       const indexing = journal.index(
         entry,
-        () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry, true),
+        () => indexDelivery(kv, blobs, entry.account, sealed, raw, date, registry, entry),
       );
       // Indexing fell behind the mail: the sender waits for it (a bounded backlog in memory).
       if (journal.backlogBytes > limits.journalBacklogBytes) await indexing;
@@ -113,8 +114,8 @@ export async function deliverLocally(
 
 /**
  * Indexes a delivery: straight into an unlocked account's INBOX, otherwise as an arrival
- * record. `journaled` is the journal entry it comes from: its marker rides in the commit.
- * `held`: the blob is held for the spiller (StagedBlobs.hold), neither staged nor written here.
+ * record. `journaled` is the journal entry it comes from: its marker and its blob's location
+ * ride in the commit, and the blob is neither staged nor written here.
  */
 async function indexDelivery(
   kv: Deno.Kv,
@@ -125,14 +126,13 @@ async function indexDelivery(
   date: number,
   registry: AccountRegistry | undefined,
   journaled: JournalEntry | null,
-  held = false,
 ): Promise<void> {
   const store = registry?.unlocked(account);
   if (store) {
     // Unlocked: index straight into INBOX with the plaintext in hand, instead of an arrival
     // record that the store would then read back and decrypt again.
     try {
-      await store.addDelivered(sealing, raw, date, { marker: journaled?.marker, held });
+      await store.addDelivered(sealing, raw, date, journaled ?? undefined);
       return;
     } catch (e) {
       // The account locked meanwhile, or its commit failed: an arrival record keeps the message
@@ -141,7 +141,7 @@ async function indexDelivery(
     }
   }
   const sealed = await sealing;
-  await storeArrival(kv, blobs, account, sealed, raw.length, date, null, registry, journaled, held);
+  await storeArrival(kv, blobs, account, sealed, raw.length, date, null, registry, journaled);
 }
 
 /**
@@ -224,11 +224,10 @@ async function storeArrival(
   itemId: string | null,
   registry?: AccountRegistry,
   journaled: JournalEntry | null = null,
-  held = false,
 ): Promise<boolean> {
   const staging = StagedBlobs.for(kv, blobs);
-  const staged = !held && staging.shouldStage(sealed);
-  const blob = staged || held ? await BlobStore.idOf(sealed) : await blobs.put(sealed);
+  const staged = !journaled && staging.shouldStage(sealed);
+  const blob = staged || journaled ? await BlobStore.idOf(sealed) : await blobs.put(sealed);
   const stagedSets = staged ? stagedEntries(blob, sealed) : [];
   const arrival: ArrivalRecord = { blob, size, date };
   const key = ["arrival", account, Date.now(), arrivalCounter++, crypto.randomUUID()];
@@ -237,13 +236,16 @@ async function storeArrival(
     apply(op) {
       op.set(key, arrival);
       for (const [k, v] of stagedSets) op.set(k, v);
-      if (journaled) op.set(journaled.marker, true);
+      if (journaled) {
+        op.set(journaled.marker, true);
+        op.set(packKey(blob), journaled.location);
+      }
       if (itemId) {
         op.check({ key: ["edge-item", itemId], versionstamp: null })
           .set(["edge-item", itemId], true, { expireIn: seenItemMs });
       }
     },
-    mutations: (itemId ? 2 : 1) + (journaled ? 1 : 0) + stagedSets.length,
+    mutations: (itemId ? 2 : 1) + (journaled ? 2 : 0) + stagedSets.length,
     checks: itemId ? 1 : 0,
     bytes: 300 + (staged ? sealed.length + 100 * stagedSets.length : 0),
   });

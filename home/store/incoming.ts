@@ -21,7 +21,7 @@ import { openSealed, sealToRecipient } from "../../src/crypto/age.ts";
 import { sealAheadFor } from "../../src/crypto/age_seal.ts";
 import { encryptIndex, encryptJson, encryptJsonSync } from "../../src/crypto/index_key.ts";
 import { log } from "../../src/log.ts";
-import { BlobStore } from "./blobs.ts";
+import { BlobStore, packKey, type PackLocation } from "./blobs.ts";
 import { groupCommitFor } from "./group_commit.ts";
 import { type StagedBlobs, stagedEntries } from "./staging.ts";
 import { encodeSearchText } from "./search_text.ts";
@@ -187,26 +187,25 @@ export class IncomingMessages {
    * bytes and their record. A larger one is written as a file in parallel
    * with the analysis, and the index commit waits for it. The search text
    * is made after the commit and stored with a later one (PendingSearchTexts). A delivery from
-   * the journal (journal.ts) passes its `marker`, set in the same commit, and `held`: its blob
-   * is held in memory until the spiller writes its file, so it is neither staged nor written here.
+   * the journal (journal.ts) passes its `marker` and its blob's `location` in the journal, both
+   * set in the same commit: the blob is neither staged nor written here.
    */
   async addDelivered(
     sealing: Uint8Array | Promise<Uint8Array>,
     raw: Uint8Array,
     date: number,
-    journaled: { marker?: Deno.KvKey; held?: boolean } = {},
+    journaled?: { marker: Deno.KvKey; location: PackLocation },
   ): Promise<string> {
     const { id, keys, state } = this.#store;
-    const { marker, held = false } = journaled;
     const sealed = await sealing;
     const blob = await BlobStore.idOf(sealed);
-    const staged = !held && this.#staging.shouldStage(sealed);
+    const staged = !journaled && this.#staging.shouldStage(sealed);
     // The metadata is small: encrypted in place, no wait on WebCrypto's worker thread. The
     // search text is not needed for durability: it is made after the reply (PendingSearchTexts).
     const info = analyzeMessage(raw);
     const metaBox = encryptJsonSync(keys.indexKey, info, `meta:${blob}`);
     await Promise.all([
-      staged || held ? null : this.#blobs.put(sealed),
+      staged || journaled ? null : this.#blobs.put(sealed),
       // Mail that arrived while the account was locked goes first, so UIDs follow arrival order
       // (an unlock by SMTP AUTH does not ingest, unlike an IMAP login).
       this.#ingestedOnce ? null : this.ingestArrivals(),
@@ -216,7 +215,10 @@ export class IncomingMessages {
     if (!small) await setChunkedMany(this.#kv, [[["meta", id, blob], metaBox]]);
     const prepared = { blob, size: raw.length };
     const committed = this.#store.mutate((tx) => {
-      if (marker) tx.setWithCommit(marker, true);
+      if (journaled) {
+        tx.setWithCommit(journaled.marker, true);
+        tx.setWithCommit(packKey(blob), journaled.location);
+      }
       if (state.blobRefs.has(blob)) return;
       if (small) tx.setNoLaterThanCommit(["meta", id, blob, 0], metaBox);
       // After the metadata, which names the blob: early sets are committed in order, so the blob

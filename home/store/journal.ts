@@ -9,10 +9,13 @@
  * after (docs/store.md, "The delivery journal").
  *
  * Each entry is folded into KV by a commit that also sets its marker,
- * `["journal-done", segment, index]`, so an entry is indexed exactly once:
- * at start, {@linkcode recoverJournal} indexes every entry without a marker
- * (as an arrival record, like mail for a locked account), then removes the
- * segment, makes the removal durable, and only then deletes its markers.
+ * `["journal-done", segment, index]`, so an entry is indexed exactly once,
+ * and the blob's location, `["blob-pack", id]`: the sealed bytes stay where
+ * the journal wrote them. At start, {@linkcode recoverJournal} indexes every
+ * entry without a marker (as an arrival record, like mail for a locked
+ * account). A segment whose entries are all indexed is cut to its used
+ * length and moved to the packs (`DATA/blobs/packs`, packs.ts); only once
+ * the move is durable are its markers deleted.
  *
  * An entry holds what an arrival record holds (account id, blob id, size,
  * date) and the age file: nothing readable of the message.
@@ -33,7 +36,14 @@
  */
 import { concatBytes, toHex } from "../../src/encoding.ts";
 import { log } from "../../src/log.ts";
-import { type BlobFileSystem, blobIdSync, type BlobStore, denoFileSystem } from "./blobs.ts";
+import {
+  type BlobFileSystem,
+  blobIdSync,
+  type BlobStore,
+  denoFileSystem,
+  packKey,
+  type PackLocation,
+} from "./blobs.ts";
 import { deletePrefix } from "./chunks.ts";
 
 /** What the journal records of a delivery beside its sealed bytes. */
@@ -53,6 +63,8 @@ export interface JournalEntry extends JournalHeader {
   sealed: Uint8Array;
   /** Set this key in the commit that indexes the entry. */
   marker: Deno.KvKey;
+  /** Where the sealed bytes are: set as the blob's `packKey` in that same commit. */
+  location: PackLocation;
 }
 
 const magic = [0x48, 0x4a, 0x30, 0x31]; // "HJ01"
@@ -77,9 +89,17 @@ export function encodeEntry(header: JournalHeader, sealed: Uint8Array): Uint8Arr
   return out;
 }
 
+/** A valid entry of a segment, with the offset of its sealed bytes and the end of the entry. */
+export interface DecodedEntry {
+  header: JournalHeader;
+  sealed: Uint8Array;
+  offset: number;
+  end: number;
+}
+
 /** The valid entries at the start of a segment's bytes, in order. */
-export function decodeSegment(bytes: Uint8Array): { header: JournalHeader; sealed: Uint8Array }[] {
-  const out: { header: JournalHeader; sealed: Uint8Array }[] = [];
+export function decodeSegment(bytes: Uint8Array): DecodedEntry[] {
+  const out: DecodedEntry[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   while (at + prefixBytes <= bytes.length) {
@@ -98,7 +118,7 @@ export function decodeSegment(bytes: Uint8Array): { header: JournalHeader; seale
     }
     const sealed = bytes.slice(at + prefixBytes + jsonLength, end);
     if (typeof header?.blob !== "string" || blobIdSync(sealed) !== header.blob) break;
-    out.push({ header, sealed });
+    out.push({ header, sealed, offset: at + prefixBytes + jsonLength, end });
     at = end;
   }
   return out;
@@ -110,10 +130,9 @@ interface Segment {
   file: Deno.FsFile;
   /** Bytes written so far. */
   used: number;
-  /** Entries appended, entries indexed, and entries whose blob file is written. */
+  /** Entries appended, and entries indexed. */
   entries: number;
   done: number;
-  written: number;
   /** No more appends go here (full, idle, or a failed sync). */
   closed: boolean;
 }
@@ -128,7 +147,7 @@ interface Indexing {
 }
 
 function finished(segment: Segment): boolean {
-  return segment.done >= segment.entries && segment.written >= segment.entries;
+  return segment.done >= segment.entries;
 }
 
 interface Queued {
@@ -145,17 +164,15 @@ export interface JournalOptions {
   fileSystem?: BlobFileSystem;
   /** A segment whose entries are all indexed is closed after this long without appends. */
   idleMs?: number;
-  /** Writes held blobs to their files (StagedBlobs.spill): run by {@linkcode DeliveryJournal.close}. */
-  spill?: () => Promise<unknown>;
 }
 
 /** Appends deliveries durably; see the module's documentation. */
 export class DeliveryJournal {
   readonly dir: string;
+  readonly #packDir: string;
   readonly #kv: Deno.Kv;
   readonly #fs: BlobFileSystem;
   readonly #idleMs: number;
-  readonly #spill: (() => Promise<unknown>) | undefined;
   #active: Segment | null = null;
   #spare: Promise<Segment> | null = null;
   readonly #segments = new Map<string, Segment>();
@@ -176,21 +193,26 @@ export class DeliveryJournal {
   /** fdatasyncs made (tests check that appends were grouped). */
   syncs = 0;
 
-  private constructor(dir: string, kv: Deno.Kv, opts: JournalOptions) {
-    this.dir = dir;
+  private constructor(blobs: BlobStore, kv: Deno.Kv, opts: JournalOptions) {
+    this.dir = blobs.journalDir;
+    this.#packDir = blobs.packDir;
     this.#kv = kv;
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
-    this.#spill = opts.spill;
   }
 
   /**
-   * Opens the journal directory for appends. Recover what an earlier run left first
-   * ({@linkcode recoverJournal}): new segments never share a name with old ones.
+   * Opens the blob store's journal directory for appends. Recover what an earlier run left
+   * first ({@linkcode recoverJournal}): new segments never share a name with old ones.
    */
-  static async open(dir: string, kv: Deno.Kv, opts: JournalOptions = {}): Promise<DeliveryJournal> {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    return new DeliveryJournal(dir, kv, opts);
+  static async open(
+    kv: Deno.Kv,
+    blobs: BlobStore,
+    opts: JournalOptions = {},
+  ): Promise<DeliveryJournal> {
+    await Deno.mkdir(blobs.journalDir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(blobs.packDir, { recursive: true, mode: 0o700 });
+    return new DeliveryJournal(blobs, kv, opts);
   }
 
   /** True once {@linkcode close} was called: nothing more is appended. */
@@ -290,23 +312,19 @@ export class DeliveryJournal {
     this.#count(entry, "done");
   }
 
-  /** Notes an entry's blob as written to its file (StagedBlobs.hold). */
-  written(entry: JournalEntry) {
-    this.#count(entry, "written");
-  }
-
-  /** A closed segment whose entries are all indexed and written is removed. */
-  #count(entry: JournalEntry, what: "done" | "written") {
+  /** A closed segment whose entries are all indexed goes to the packs. */
+  #count(entry: JournalEntry, what: "done") {
     const segment = this.#segments.get(entry.marker[1] as string);
     if (!segment) return;
     segment[what]++;
-    if (segment.closed) this.#removeIfDone(segment);
+    if (segment.closed) this.#retireIfDone(segment);
     else if (segment === this.#active && finished(segment)) this.#armIdle();
   }
 
   /**
-   * Stops appending, waits up to `waitMs` for indexing under way, and removes the segments that
-   * are all indexed. Entries not indexed stay for the next start's {@linkcode recoverJournal}.
+   * Stops appending, waits up to `waitMs` for indexing under way, and moves the segments that
+   * are all indexed to the packs. Entries not indexed stay for the next start's
+   * {@linkcode recoverJournal}.
    */
   async close(waitMs = 10_000) {
     this.#closed = true;
@@ -321,14 +339,12 @@ export class DeliveryJournal {
       new Promise((r) => timer = setTimeout(r, waitMs)),
     ]);
     clearTimeout(timer);
-    // The blobs of indexed entries go to their files, so the segments can go.
-    await this.#spill?.().catch((e) => log.warn("journal.spill-failed", { error: e }));
     const spare = await this.#spare?.catch(() => null);
     this.#spare = null;
     if (spare) await this.#discard(spare);
     for (const segment of [...this.#segments.values()]) {
       segment.closed = true;
-      await this.#removeIfDone(segment);
+      await this.#retireIfDone(segment);
       closeQuietly(segment.file);
     }
     this.#active = null;
@@ -391,11 +407,15 @@ export class DeliveryJournal {
     }
     // Half full: the next segment is made in the background, before it is needed.
     if (segment.used > segmentBytes / 2) this.#spare ??= this.#create(segmentBytes);
+    let at = start;
     for (const q of batch) {
+      const offset = at + q.bytes.length - q.sealed.length;
+      at += q.bytes.length;
       const entry: JournalEntry = {
         ...q.header,
         sealed: q.sealed,
         marker: [markerPrefix, segment.name, segment.entries++],
+        location: [segment.name, offset, q.sealed.length],
       };
       q.resolve(entry);
     }
@@ -440,7 +460,6 @@ export class DeliveryJournal {
       used: 0,
       entries: 0,
       done: 0,
-      written: 0,
       closed: false,
     };
     this.#segments.set(name, segment);
@@ -450,7 +469,7 @@ export class DeliveryJournal {
   #closeSegment(segment: Segment) {
     segment.closed = true;
     if (this.#active === segment) this.#active = null;
-    this.#removeIfDone(segment);
+    this.#retireIfDone(segment);
   }
 
   #armIdle() {
@@ -463,17 +482,28 @@ export class DeliveryJournal {
     }, this.#idleMs);
   }
 
-  /** Removes a closed segment whose entries are all indexed. */
-  #removeIfDone(segment: Segment): Promise<void> {
+  /** Moves a closed segment whose entries are all indexed to the packs (an empty one goes). */
+  #retireIfDone(segment: Segment): Promise<void> {
     if (!segment.closed || !finished(segment)) return Promise.resolve();
     if (!this.#segments.delete(segment.name)) return Promise.resolve();
     const removal = (async () => {
-      closeQuietly(segment.file);
       try {
-        await removeSegment(this.#kv, this.#fs, this.dir, segment.name);
+        if (segment.entries === 0) {
+          closeQuietly(segment.file);
+          await this.#fs.remove(segment.path);
+          return;
+        }
+        await retireSegment(this.#kv, this.#fs, segment.file, {
+          dir: this.dir,
+          packDir: this.#packDir,
+          name: segment.name,
+          used: segment.used,
+        });
       } catch (e) {
-        // Left for the next start, which finds every entry marked and only removes it.
-        log.warn("journal.remove-failed", { segment: segment.name, error: e });
+        // Left for the next start, which finds every entry marked and moves it then.
+        log.warn("journal.retire-failed", { segment: segment.name, error: e });
+      } finally {
+        closeQuietly(segment.file);
       }
     })();
     this.#removals.add(removal);
@@ -489,14 +519,23 @@ export class DeliveryJournal {
 }
 
 /**
- * Removes a segment whose entries are all indexed: the file, then (durably) its directory
- * entry, and only then the markers. The other order could bring the file back after a crash
- * with its markers gone, and index its entries twice.
+ * Moves a segment whose entries are all indexed to the packs: cut to its used length (a
+ * segment is preallocated) and synced, renamed, both directories synced, and only then its
+ * markers deleted. The other order could leave the file in the journal after a crash with its
+ * markers gone, and index its entries twice.
  */
-async function removeSegment(kv: Deno.Kv, fs: BlobFileSystem, dir: string, name: string) {
-  await fs.remove(`${dir}/${name}`);
-  await fs.syncDirectory(dir);
-  await deleteMarkers(kv, name);
+async function retireSegment(
+  kv: Deno.Kv,
+  fs: BlobFileSystem,
+  file: Deno.FsFile,
+  at: { dir: string; packDir: string; name: string; used: number },
+) {
+  await file.truncate(at.used);
+  await fs.syncFile(file);
+  await fs.rename(`${at.dir}/${at.name}`, `${at.packDir}/${at.name}`);
+  await fs.syncDirectory(at.packDir);
+  await fs.syncDirectory(at.dir);
+  await deleteMarkers(kv, at.name);
 }
 
 function deleteMarkers(kv: Deno.Kv, name: string) {
@@ -504,45 +543,66 @@ function deleteMarkers(kv: Deno.Kv, name: string) {
 }
 
 /**
- * Indexes what an earlier run left in the journal: every entry without a marker is handed to
- * `index` (which must set `entry.marker` in its commit), then each segment is removed. Markers
- * of segments already gone are deleted. Run before anything appends or delivers.
+ * Indexes what an earlier run left in the journal directories `dirs` (the blob store's, and
+ * an older layout's `DATA/journal`): every entry without a marker is handed to `index` (which
+ * must set `entry.marker` and the blob's location in its commit), then each segment goes to
+ * the packs. Markers of segments no longer in a journal are deleted. Run before anything
+ * appends or delivers.
  */
 export async function recoverJournal(
-  dir: string,
+  dirs: string[],
   kv: Deno.Kv,
   blobs: BlobStore,
   index: (entry: JournalEntry) => Promise<void>,
   fs: BlobFileSystem = denoFileSystem,
 ): Promise<number> {
-  let names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && segmentPattern.test(e.name)) names.push(e.name);
+  const found: [name: string, dir: string][] = [];
+  for (const dir of dirs) {
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isFile && segmentPattern.test(e.name)) found.push([e.name, dir]);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  names = names.sort();
+  found.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  const names = found.map(([name]) => name);
+  if (found.length) await Deno.mkdir(blobs.packDir, { recursive: true, mode: 0o700 });
   let indexed = 0;
-  for (const name of names) {
+  for (const [name, dir] of found) {
     const marked = new Set<number>();
     for await (const e of kv.list({ prefix: [markerPrefix, name] })) marked.add(e.key[2] as number);
     const entries = decodeSegment(await Deno.readFile(`${dir}/${name}`));
-    // Indexed entries whose blob was still held in memory (its file not written yet).
-    const unwritten: { id: string; sealed: Uint8Array }[] = [];
-    for (const [i, { header, sealed }] of entries.entries()) {
+    for (const [i, { header, sealed, offset }] of entries.entries()) {
+      const location: PackLocation = [name, offset, sealed.length];
       if (marked.has(i)) {
-        if (!(await blobs.has(header.blob))) unwritten.push({ id: header.blob, sealed });
+        // Indexed by a version that kept the blob in memory until its file was written, and
+        // stopped before that: the segment holds it, and keeps it as a pack.
+        const known = await kv.get(packKey(header.blob));
+        if (!known.versionstamp && !(await blobs.has(header.blob))) {
+          await kv.set(packKey(header.blob), location);
+        }
         continue;
       }
-      await index({ ...header, sealed, marker: [markerPrefix, name, i] });
+      await index({ ...header, sealed, marker: [markerPrefix, name, i], location });
       indexed++;
     }
-    if (unwritten.length) await blobs.putMany(unwritten);
-    await removeSegment(kv, fs, dir, name);
+    const file = await Deno.open(`${dir}/${name}`, { read: true, write: true });
+    try {
+      if (!entries.length) {
+        await fs.remove(`${dir}/${name}`);
+        await fs.syncDirectory(dir);
+        await deleteMarkers(kv, name);
+      } else {
+        const used = entries[entries.length - 1].end;
+        await retireSegment(kv, fs, file, { dir, packDir: blobs.packDir, name, used });
+      }
+    } finally {
+      closeQuietly(file);
+    }
   }
-  // Markers whose segment is gone (a crash after the removal, before the markers' delete).
+  // Markers whose segment left the journal (a crash after the move, before the markers' delete).
   const present = new Set(names);
   const orphans = new Set<string>();
   for await (const e of kv.list({ prefix: [markerPrefix] })) {

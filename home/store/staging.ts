@@ -7,10 +7,8 @@
  * row (docs/store.md). The staged bytes are the age file itself, so nothing
  * in KV is readable without the account key.
  *
- * A blob can also be _held_: durable elsewhere already (in the delivery
- * journal, journal.ts), it is kept in memory and written to its file by the
- * next spill, and its owner is told once the file is durable. Readers find it
- * in memory meanwhile; nothing of it goes through KV.
+ * Readers also find blobs that stay in a pack (a former journal segment,
+ * packs.ts) here: {@linkcode StagedBlobs.get} reads every place a blob can be.
  *
  * A spiller moves staged blobs to their files (`BlobStore.putMany`: fsync,
  * rename, one directory fsync per directory for the batch), then deletes the
@@ -22,12 +20,12 @@
  * @example
  * ```ts
  * const staging = StagedBlobs.for(kv, blobs);
- * const sealed = await staging.get(blobId); // from its file, or from KV if not spilled yet
+ * const sealed = await staging.get(blobId); // from its pack or file, or from KV if not spilled yet
  * ```
  */
 import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
-import { blobIdSync, type BlobStore } from "./blobs.ts";
+import { blobIdSync, type BlobStore, packKey, type PackLocation } from "./blobs.ts";
 import { chunkBytes, deletePrefix, joinChunks, splitChunks } from "./chunks.ts";
 
 /** True when a sealed blob is small enough to be staged in KV with its record. */
@@ -66,8 +64,6 @@ export class StagedBlobs {
   #running = false;
   #spilling: Promise<number> | null = null;
   #spillAgain = false;
-  /** Held blobs (durable elsewhere) waiting for their file, and who to tell once it is written. */
-  readonly #held = new Map<string, { sealed: Uint8Array; written: () => void }>();
   /** Blobs moved to files so far (tests, logs). */
   spilled = 0;
 
@@ -86,14 +82,17 @@ export class StagedBlobs {
   }
 
   /**
-   * Reads a sealed blob: its file, or its staged copy when it has not been
-   * spilled yet. The spiller writes the file before deleting the staged
-   * keys, so a blob missed in both places on the first look is read from its
-   * file on the second.
+   * Reads a sealed blob: from its pack, its file, or its staged copy when it has not been
+   * spilled yet. The spiller (and a pack's compaction) writes the file before deleting the
+   * staged keys (the pack location), so a blob missed in both places on the first look is
+   * read from its file on the second.
    */
   async get(id: string): Promise<Uint8Array> {
-    const held = this.#held.get(id);
-    if (held) return held.sealed;
+    const at = await this.#kv.get<PackLocation>(packKey(id));
+    if (at.value) {
+      const packed = await this.#blobs.readPacked(id, at.value);
+      if (packed) return packed;
+    }
     try {
       return await this.#blobs.get(id);
     } catch (e) {
@@ -127,23 +126,11 @@ export class StagedBlobs {
   }
 
   /**
-   * Holds a sealed blob that is durable elsewhere (the delivery journal) until the spiller has
-   * written its file; then `written` is called. Needs a running spiller ({@linkcode start}).
+   * Deletes a blob everywhere it may be: staged in KV, packed (its bytes in the pack go at the
+   * pack's next compaction) and as a file.
    */
-  hold(id: string, sealed: Uint8Array, written: () => void) {
-    if (this.#held.has(id)) return written();
-    this.#held.set(id, { sealed, written });
-    this.noteStaged(sealed.length);
-  }
-
-  /** Deletes a blob everywhere it may be: held, staged in KV and as a file. */
   async remove(id: string): Promise<void> {
-    const held = this.#held.get(id);
-    if (held) {
-      // Expunged before its file was written: no file is needed any more.
-      this.#held.delete(id);
-      held.written();
-    }
+    await this.#kv.delete(packKey(id));
     await deletePrefix(this.#kv, ["staged", id]);
     await this.#blobs.remove(id);
   }
@@ -222,7 +209,7 @@ export class StagedBlobs {
 
   async #spillOnce(): Promise<number> {
     const started = performance.now();
-    let moved = await this.#writeHeld();
+    let moved = 0;
     let batch: { id: string; sealed: Uint8Array }[] = [];
     let batchBytes = 0;
     const flush = async () => {
@@ -273,31 +260,6 @@ export class StagedBlobs {
     if (moved) {
       this.spilled += moved;
       log.info("blobs.spilled", { count: moved, ms: Math.round(performance.now() - started) });
-    }
-    return moved;
-  }
-
-  /** Writes held blobs to their files, a batch at a time, and tells their owners. */
-  async #writeHeld(): Promise<number> {
-    let moved = 0;
-    while (this.#held.size) {
-      const items: { id: string; sealed: Uint8Array }[] = [];
-      let bytes = 0;
-      for (const [id, { sealed }] of this.#held) {
-        items.push({ id, sealed });
-        bytes += sealed.length;
-        if (bytes >= this.#batchBytes) break;
-      }
-      // Held blobs were sealed by this process for a delivery: no file of theirs exists.
-      await this.#blobs.putMany(items, { fresh: true });
-      for (const { id, sealed } of items) {
-        const held = this.#held.get(id);
-        // Removed meanwhile, or held again with other bytes: not this write's to report.
-        if (!held || held.sealed !== sealed) continue;
-        this.#held.delete(id);
-        held.written();
-      }
-      moved += items.length;
     }
     return moved;
   }

@@ -9,7 +9,8 @@ import {
   segmentBytes,
 } from "../../../home/store/journal.ts";
 import { AccountRegistry } from "../../../home/store/accounts.ts";
-import { BlobStore, denoFileSystem } from "../../../home/store/blobs.ts";
+import { BlobStore, denoFileSystem, packKey } from "../../../home/store/blobs.ts";
+import { StagedBlobs } from "../../../home/store/staging.ts";
 import { deliverLocally, indexRecovered } from "../../../home/store/deliver.ts";
 import { FsyncFaults } from "../../../home/store/fsync_faults.ts";
 import { sealToRecipient } from "../../../src/crypto/age.ts";
@@ -46,6 +47,11 @@ Deno.test("decodeSegment reads entries back and stops at zeros or a cut-short or
   const read = decodeSegment(whole);
   assertEquals(read.map((e) => e.header), headers);
   assertEquals(read.map((e) => [...e.sealed]), sealed.map((s) => [...s]));
+  // Offsets name the sealed bytes in place: a pack's location records use them.
+  for (const e of read) {
+    assertEquals([...whole.subarray(e.offset, e.offset + e.sealed.length)], [...e.sealed]);
+  }
+  assertEquals(read[1].end, a.length + b.length);
   // An append cut short, and one whose bytes changed, end the segment there.
   assertEquals(decodeSegment(whole.subarray(0, a.length + b.length - 1)).length, 1);
   const altered = whole.slice();
@@ -54,10 +60,10 @@ Deno.test("decodeSegment reads entries back and stops at zeros or a cut-short or
   assertEquals(decodeSegment(new Uint8Array(64)).length, 0);
 });
 
-Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and removes a segment once indexed and written", () =>
+Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and moves a segment to the packs once indexed", () =>
   withFixture(async (f) => {
-    const dir = `${f.dir}/journal`;
-    const journal = await DeliveryJournal.open(dir, f.kv, { idleMs: 50 });
+    const dir = f.blobs.journalDir;
+    const journal = await DeliveryJournal.open(f.kv, f.blobs, { idleMs: 50 });
     const items = await Promise.all(Array.from({ length: 10 }, (_, i) => sealedFor(f, i)));
     const entries = await Promise.all(items.map(([h, s]) => journal.append(h, s)));
     // The first append goes alone; the other nine wait for its sync and share the next.
@@ -66,45 +72,64 @@ Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and remo
     const [file] = await segmentFiles(dir);
     assertEquals((await Deno.stat(`${dir}/${file}`)).size, segmentBytes);
     assertEquals(decodeSegment(await Deno.readFile(`${dir}/${file}`)).length, 10);
+    // Each entry's location names its sealed bytes in the segment, read there before the move.
     for (const e of entries) {
+      assertEquals(e.location[0], file);
+      assertEquals([...(await f.blobs.readPacked(e.blob, e.location))!], [...e.sealed]);
+    }
+    for (const e of entries.slice(0, 9)) {
       await f.kv.set(e.marker, true);
       journal.done(e);
     }
-    // Indexed, but a blob file is not written yet: the segment stays.
+    // One entry is not indexed yet: the segment stays in the journal.
     await new Promise((r) => setTimeout(r, 150));
     assertEquals(await segmentFiles(dir), [file]);
-    for (const e of entries) journal.written(e);
-    // All indexed, written and idle: the segment and its markers go.
+    await f.kv.set(entries[9].marker, true);
+    journal.done(entries[9]);
+    // All indexed and idle: the segment goes to the packs, cut to its used length.
     const until = Date.now() + 5_000;
     while ((await segmentFiles(dir)).includes(file) && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 20));
     }
     assertEquals((await segmentFiles(dir)).filter((n) => n === file), []);
     await journal.close();
+    assertEquals(await segmentFiles(f.blobs.packDir), [file]);
+    const used = entries.reduce((n, e) => n + e.sealed.length, 0);
+    const size = (await Deno.stat(`${f.blobs.packDir}/${file}`)).size;
+    assert(size > used && size < used + 10 * 200, `pack of ${size} bytes for ${used}`);
     assertEquals(await Array.fromAsync(f.kv.list({ prefix: ["journal-done"] })), []);
+    for (const e of entries) {
+      assertEquals([...(await f.blobs.readPacked(e.blob, e.location))!], [...e.sealed]);
+    }
   }));
 
-Deno.test("recoverJournal indexes the entries without a marker, then removes segments and markers", () =>
+Deno.test("recoverJournal indexes the entries without a marker, then moves segments to the packs", () =>
   withFixture(async (f) => {
-    const dir = `${f.dir}/journal`;
-    const journal = await DeliveryJournal.open(dir, f.kv);
+    const journal = await DeliveryJournal.open(f.kv, f.blobs);
     const entries: JournalEntry[] = [];
     for (let i = 0; i < 4; i++) {
       const [h, s] = await sealedFor(f, i);
       entries.push(await journal.append(h, s));
     }
-    // Entries 0 and 2 were indexed before the crash; 1 and 3 were not.
+    // Entries 0 and 2 were indexed before the crash, by a version that kept their blobs in
+    // memory (no location record, no file); 1 and 3 were not indexed.
     await f.kv.set(entries[0].marker, true);
     await f.kv.set(entries[2].marker, true);
-    // Markers of a segment removed before a crash that kept them.
+    // Markers of a segment moved before a crash that kept them.
     await f.kv.set(["journal-done", "gone-00000000.jnl", 0], true);
     await journal.close(0); // leaves the segment: two entries are not indexed
-    assertEquals((await segmentFiles(dir)).length, 1);
+    // The journal directory of earlier versions is recovered too.
+    const legacy = `${f.dir}/journal`;
+    await Deno.mkdir(legacy);
+    const [name] = await segmentFiles(f.blobs.journalDir);
+    await Deno.rename(`${f.blobs.journalDir}/${name}`, `${legacy}/${name}`);
 
     const indexed: JournalEntry[] = [];
-    const n = await recoverJournal(dir, f.kv, f.blobs, async (e) => {
+    const recover = (index: (e: JournalEntry) => Promise<void>) =>
+      recoverJournal([f.blobs.journalDir, legacy], f.kv, f.blobs, index);
+    const n = await recover(async (e) => {
       indexed.push(e);
-      await f.kv.set(e.marker, true);
+      await f.kv.atomic().set(e.marker, true).set(packKey(e.blob), e.location).commit();
     });
     assertEquals(n, 2);
     assertEquals(indexed.map((e) => e.blob), [entries[1].blob, entries[3].blob]);
@@ -112,24 +137,20 @@ Deno.test("recoverJournal indexes the entries without a marker, then removes seg
       indexed.map((e) => [...e.sealed]),
       [entries[1], entries[3]].map((e) => [...e.sealed]),
     );
-    assertEquals(await segmentFiles(dir), []);
+    assertEquals(await segmentFiles(legacy), []);
+    assertEquals(await segmentFiles(f.blobs.packDir), [name]);
     assertEquals(await Array.fromAsync(f.kv.list({ prefix: ["journal-done"] })), []);
-    // The indexed entries' blobs were only in memory: recovery wrote their files.
-    for (const e of [entries[0], entries[2]]) {
-      assertEquals([...await f.blobs.get(e.blob)], [...e.sealed]);
-    }
+    // Every blob is read from the pack, the earlier indexed ones through the records recovery set.
+    const staging = StagedBlobs.for(f.kv, f.blobs);
+    for (const e of entries) assertEquals([...await staging.get(e.blob)], [...e.sealed]);
     // Nothing left: a second recovery indexes nothing.
-    assertEquals(
-      await recoverJournal(dir, f.kv, f.blobs, () => Promise.reject(new Error("again"))),
-      0,
-    );
+    assertEquals(await recover(() => Promise.reject(new Error("again"))), 0);
   }));
 
 Deno.test("a failed journal sync refuses the append and the entry never comes back", () =>
   withFixture(async (f) => {
-    const dir = `${f.dir}/journal`;
     const faults = new FsyncFaults();
-    const journal = await DeliveryJournal.open(dir, f.kv, { fileSystem: faults.fileSystem() });
+    const journal = await DeliveryJournal.open(f.kv, f.blobs, { fileSystem: faults.fileSystem() });
     const [h0, s0] = await sealedFor(f, 0);
     const first = await journal.append(h0, s0);
     faults.fileData = true;
@@ -142,7 +163,7 @@ Deno.test("a failed journal sync refuses the append and the entry never comes ba
     assert(third.marker[1] !== first.marker[1]);
     await journal.close(0);
     const indexed: string[] = [];
-    await recoverJournal(dir, f.kv, f.blobs, (e) => {
+    await recoverJournal([f.blobs.journalDir], f.kv, f.blobs, (e) => {
       indexed.push(e.blob);
       return f.kv.set(e.marker, true).then(() => {});
     });
@@ -152,7 +173,7 @@ Deno.test("a failed journal sync refuses the append and the entry never comes ba
 Deno.test("deliverLocally with a journal answers before indexing, and readers see the message after indexed()", () =>
   withFixture(async (f) => {
     const registry = new AccountRegistry(f.kv, f.blobs);
-    registry.journal = await DeliveryJournal.open(`${f.dir}/journal`, f.kv);
+    registry.journal = await DeliveryJournal.open(f.kv, f.blobs);
     try {
       const login = await registry.login(address, password, "127.0.0.1");
       assert("store" in login);
@@ -160,11 +181,19 @@ Deno.test("deliverLocally with a journal answers before indexing, and readers se
       await deliverLocally(f.kv, f.blobs, address, message("journaled"), registry);
       await registry.journal.indexed(f.id);
       assertEquals(store.state.byName("INBOX")!.uids.length, 1);
-      // The marker rode in the indexing commit, and no copy of the blob went through KV.
+      // The marker and the blob's location rode in the indexing commit; no copy of the blob
+      // went through KV or to a file of its own.
       assertEquals((await Array.fromAsync(f.kv.list({ prefix: ["journal-done"] }))).length, 1);
       assertEquals(await Array.fromAsync(f.kv.list({ prefix: ["staged"] })), []);
       const blob = store.state.byName("INBOX")!.byUid.values().next().value!.blob;
+      assert((await f.kv.get(packKey(blob))).versionstamp);
+      assert(!(await f.blobs.has(blob)));
       assert(new TextDecoder().decode(await store.message(blob)).includes("journaled"));
+      // Closed, the segment is a pack; the message reads the same from there.
+      await registry.journal.close();
+      assertEquals((await segmentFiles(f.blobs.packDir)).length, 1);
+      const sealed = await StagedBlobs.for(f.kv, f.blobs).get(blob);
+      assertEquals(await BlobStore.idOf(sealed), blob);
       registry.release(store);
     } finally {
       await registry.journal.close();
@@ -174,8 +203,7 @@ Deno.test("deliverLocally with a journal answers before indexing, and readers se
 
 Deno.test("entries recovered at start become arrival records that the next unlock moves into INBOX", () =>
   withFixture(async (f) => {
-    const dir = `${f.dir}/journal`;
-    const journal = await DeliveryJournal.open(dir, f.kv);
+    const journal = await DeliveryJournal.open(f.kv, f.blobs);
     const raw = message("left in the journal");
     const sealed = await sealToRecipient(raw, f.keys.recipient);
     await journal.append({
@@ -190,7 +218,7 @@ Deno.test("entries recovered at start become arrival records that the next unloc
     try {
       assertEquals(
         await recoverJournal(
-          dir,
+          [f.blobs.journalDir],
           f.kv,
           f.blobs,
           (e) => indexRecovered(f.kv, f.blobs, e),
