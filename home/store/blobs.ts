@@ -135,7 +135,9 @@ export class BlobStore {
    */
   async readPacked(id: string, [pack, offset, length]: PackLocation): Promise<Uint8Array | null> {
     if (!packNamePattern.test(pack)) throw new RangeError(`not a pack name: ${pack}`);
-    for (const dir of [this.packDir, this.journalDir]) {
+    // Packs first (most blobs), the journal, and the packs again: a segment moved between the
+    // first two looks is found by the third.
+    for (const dir of [this.packDir, this.journalDir, this.packDir]) {
       let file: Deno.FsFile;
       try {
         file = await Deno.open(`${dir}/${pack}`, { read: true });

@@ -35,6 +35,7 @@
  * ```
  */
 import { concatBytes, toHex } from "../../src/encoding.ts";
+import { limits } from "../../src/limits.ts";
 import { log } from "../../src/log.ts";
 import {
   type BlobFileSystem,
@@ -164,6 +165,12 @@ export interface JournalOptions {
   fileSystem?: BlobFileSystem;
   /** A segment whose entries are all indexed is closed after this long without appends. */
   idleMs?: number;
+  /**
+   * Entries journaled within this long of the first one waiting are indexed together, in one
+   * or two KV commits instead of one each (default 20 ms). A reader, a backlog past its bound or
+   * a close starts the turn at once.
+   */
+  indexDelayMs?: number;
 }
 
 /** Appends deliveries durably; see the module's documentation. */
@@ -173,6 +180,10 @@ export class DeliveryJournal {
   readonly #kv: Deno.Kv;
   readonly #fs: BlobFileSystem;
   readonly #idleMs: number;
+  readonly #indexDelayMs: number;
+  /** The indexing turn entries wait for, and its timer. */
+  #turn: { started: PromiseWithResolvers<void>; timer: ReturnType<typeof setTimeout> } | null =
+    null;
   #active: Segment | null = null;
   #spare: Promise<Segment> | null = null;
   readonly #segments = new Map<string, Segment>();
@@ -199,6 +210,7 @@ export class DeliveryJournal {
     this.#kv = kv;
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
+    this.#indexDelayMs = opts.indexDelayMs ?? 20;
   }
 
   /**
@@ -244,11 +256,14 @@ export class DeliveryJournal {
     if (!items) this.#pending.set(entry.account, items = new Set());
     items.add(item);
     this.backlogBytes += entry.sealed.length;
+    // The caller waits for its indexing past the bound (deliver.ts): no turn to wait for then.
+    if (this.backlogBytes > limits.journalBacklogBytes) this.#startTurn();
     const loop = async () => {
-      // The first attempt waits for the microtasks of this turn: the caller's reply (the 250)
-      // goes out before the indexing's CPU work, not after it. A reader waits on `next`.
+      // The first attempt waits for the indexing turn: the caller's reply (the 250) goes out
+      // before the indexing's CPU work, and the entries of a turn share their commits. A reader
+      // waits on `next`.
       item.next = Promise.withResolvers<void>();
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await this.#nextTurn();
       for (let attempt = 0;; attempt++) {
         item.current = run().then(() => true, (e) => {
           log.warn("journal.index-failed", { account: entry.account, attempt, error: e });
@@ -294,12 +309,33 @@ export class DeliveryJournal {
   async indexed(account: string): Promise<void> {
     const items = this.#pending.get(account);
     if (!items?.size) return;
+    this.#startTurn();
     await Promise.all([...items].map((item) => {
       if (item.current) return item.current;
       const next = item.next?.promise;
       item.wake?.();
       return next;
     }));
+  }
+
+  /** Resolves when the current indexing turn starts (made, with its timer, if none waits). */
+  #nextTurn(): Promise<void> {
+    if (!this.#turn) {
+      this.#turn = {
+        started: Promise.withResolvers<void>(),
+        timer: setTimeout(() => this.#startTurn(), this.#indexDelayMs),
+      };
+    }
+    return this.#turn.started.promise;
+  }
+
+  /** Starts the indexing turn that entries wait for, if one does. */
+  #startTurn() {
+    const turn = this.#turn;
+    if (!turn) return;
+    this.#turn = null;
+    clearTimeout(turn.timer);
+    turn.started.resolve();
   }
 
   /** Retries every entry waiting for a retry now (KV answered again). */
@@ -331,11 +367,12 @@ export class DeliveryJournal {
     clearTimeout(this.#idleTimer);
     await this.#running;
     const all = [...this.#pending.values()].flatMap((s) => [...s]);
-    // Paused ones stop; attempts under way get `waitMs` to finish.
+    // Waiting ones start, paused ones stop; attempts get `waitMs` to finish.
+    this.#startTurn();
     for (const item of all) item.wake?.();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.allSettled(all.map((i) => i.current)),
+      Promise.allSettled(all.map((i) => i.current ?? i.next?.promise)),
       new Promise((r) => timer = setTimeout(r, waitMs)),
     ]);
     clearTimeout(timer);
