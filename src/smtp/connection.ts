@@ -72,7 +72,27 @@ const maxLine = 12_288 + 64;
 const inputHighWater = 256 * 1024;
 const LF = 0x0a;
 
-type Mode = "command" | "data" | "skip-line" | "closed";
+/** RFC 1870 §6.3 and RFC 3463 §3.4: the reply to a message over the limit, declared or not. */
+function tooLargeReply(): string {
+  return `552 5.3.4 Message is larger than the limit of ${limits.messageBytes} bytes`;
+}
+
+type Mode = "command" | "data" | "bdat" | "skip-line" | "closed";
+
+/** A message sent with BDAT (RFC 3030 CHUNKING), chunk by chunk, in one transaction. */
+interface Chunked {
+  parts: Uint8Array[];
+  size: number;
+}
+
+/** The BDAT chunk being read: its octets still to come, and what its reply will be. */
+interface Chunk {
+  remaining: number;
+  size: number;
+  last: boolean;
+  /** The refusal to answer once its octets are read and discarded (no transaction, say). */
+  refusal: string | null;
+}
 type AuthStep = (line: string) => Promise<void>;
 
 export class SmtpConnection {
@@ -85,6 +105,9 @@ export class SmtpConnection {
   #busy = false;
   #ehlo = false;
   #reader: DataReader | null = null;
+  /** The BDAT message of the open transaction, and the chunk being read. */
+  #chunked: Chunked | null = null;
+  #chunk: Chunk | null = null;
   #authStep: AuthStep | null = null;
   #unauthenticated = 0;
   #closing = false;
@@ -166,6 +189,20 @@ export class SmtpConnection {
           await this.#endData(reader);
           continue;
         }
+        if (this.#mode === "bdat") {
+          // RFC 3030 §2: exactly the announced octets follow the BDAT line, with no
+          // transparency dots and no terminator; a refused chunk is read all the same.
+          const chunk = this.#chunk!;
+          const take = Math.min(chunk.remaining, this.#input.length);
+          if (!chunk.refusal && this.#chunked) {
+            this.#chunked.parts.push(this.#input.subarray(0, take));
+          }
+          this.#input = this.#input.subarray(take);
+          chunk.remaining -= take;
+          if (chunk.remaining > 0) break;
+          await this.#endChunk(chunk);
+          continue;
+        }
         const lf = this.#input.indexOf(LF);
         if (lf < 0) {
           if (this.#input.length > maxLine) {
@@ -207,7 +244,7 @@ export class SmtpConnection {
     this.#mode = "command";
     if (reader.tooLarge) {
       // RFC 1870 §6.3 and RFC 3463 §3.4, whether or not the client declared a SIZE.
-      this.#send(`552 5.3.4 Message is larger than the limit of ${limits.messageBytes} bytes`);
+      this.#send(tooLargeReply());
     } else {
       try {
         const text = await this.#ctx.handlers.data(reader.message(), this.session);
@@ -240,6 +277,8 @@ export class SmtpConnection {
         return await this.#rcpt(arg);
       case "DATA":
         return this.#data(arg);
+      case "BDAT":
+        return await this.#bdat(arg);
       case "RSET":
         this.#resetTransaction();
         return this.#send("250 2.0.0 Reset");
@@ -251,7 +290,9 @@ export class SmtpConnection {
         // RFC 5321 §3.5.3: 252 when the server will not say whether a user exists.
         return this.#send("252 2.1.5 Cannot verify the user; send the message and see");
       case "HELP":
-        return this.#send("214 2.0.0 See RFC 5321; commands: EHLO MAIL RCPT DATA RSET NOOP QUIT");
+        return this.#send(
+          "214 2.0.0 See RFC 5321; commands: EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT",
+        );
       case "STARTTLS":
         return this.#startTls(arg);
       case "AUTH":
@@ -275,6 +316,7 @@ export class SmtpConnection {
       "8BITMIME", // RFC 6152
       "SMTPUTF8", // RFC 6531
       "ENHANCEDSTATUSCODES", // RFC 2034
+      "CHUNKING", // RFC 3030
     ];
     // RFC 4954 §4: no AUTH offered where credentials would cross in plaintext.
     const auth = this.#ctx.handlers.auth;
@@ -315,7 +357,7 @@ export class SmtpConnection {
           return "501 5.5.4 SIZE needs a number";
         }
         if (Number(value) > limits.messageBytes) {
-          return `552 5.3.4 Message is larger than the limit of ${limits.messageBytes} bytes`;
+          return tooLargeReply();
         }
       } else if (mail && key === "BODY") {
         if (typeof value !== "string" || !/^(7BIT|8BITMIME)$/i.test(value)) {
@@ -367,6 +409,8 @@ export class SmtpConnection {
 
   #data(arg: string) {
     if (arg) return this.#send("501 5.5.4 DATA takes no argument");
+    // RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction.
+    if (this.#chunked) return this.#send("503 5.5.1 BDAT already started this message");
     if (!this.session.envelope.mailFrom) return this.#send("503 5.5.1 Send MAIL first");
     if (!this.session.envelope.rcptTo.length) {
       return this.#send("503 5.5.1 No valid recipients");
@@ -374,6 +418,57 @@ export class SmtpConnection {
     this.#reader = new DataReader(limits.messageBytes);
     this.#mode = "data";
     this.#send("354 End data with <CR><LF>.<CR><LF>");
+  }
+
+  /** BDAT size [LAST] (RFC 3030 §2): its octets follow the command line. */
+  async #bdat(arg: string) {
+    const m = /^(\d{1,15})(?: +(LAST))?$/i.exec(arg);
+    if (!m) {
+      // Without a size there is no telling where the chunk ends: its octets would be read as
+      // commands. The session ends instead.
+      return this.#end("421 4.5.4 Syntax: BDAT size [LAST]; closing the connection");
+    }
+    const size = Number(m[1]);
+    const chunk: Chunk = { remaining: size, size, last: m[2] !== undefined, refusal: null };
+    if (!this.session.envelope.mailFrom) chunk.refusal = "503 5.5.1 Send MAIL first";
+    else if (!this.session.envelope.rcptTo.length) chunk.refusal = "503 5.5.1 No valid recipients";
+    else {
+      this.#chunked ??= { parts: [], size: 0 };
+      this.#chunked.size += size;
+      if (this.#chunked.size > limits.messageBytes) {
+        // The transaction's later chunks are refused and discarded too.
+        chunk.refusal = tooLargeReply();
+        this.#chunked.parts = [];
+      }
+    }
+    this.#chunk = chunk;
+    this.#mode = "bdat";
+    if (size === 0) await this.#endChunk(chunk);
+  }
+
+  async #endChunk(chunk: Chunk) {
+    this.#chunk = null;
+    this.#mode = "command";
+    const message = this.#chunked;
+    const tooLarge = message !== null && message.size > limits.messageBytes;
+    if (chunk.refusal || tooLarge) {
+      this.#send(chunk.refusal ?? tooLargeReply());
+      // A refused last chunk ends the transaction's message (RFC 3030 §3: the client sends RSET
+      // after a failure; a new transaction starts clean either way).
+      if (chunk.last && message) this.#resetTransaction();
+      return;
+    }
+    if (!chunk.last) return this.#send(`250 2.0.0 ${chunk.size} octets received`);
+    const raw = message!.parts.length === 1
+      ? message!.parts[0]
+      : Buffer.concat(message!.parts, message!.size);
+    try {
+      const text = await this.#ctx.handlers.data(raw, this.session);
+      this.#send(`250 ${text}`);
+    } catch (e) {
+      this.#refuse(e, "data");
+    }
+    this.#resetTransaction();
   }
 
   #startTls(arg: string) {
@@ -482,6 +577,7 @@ export class SmtpConnection {
 
   #resetTransaction() {
     this.session.envelope = { mailFrom: false, rcptTo: [] };
+    this.#chunked = null;
   }
 
   #send(reply: string) {

@@ -21,7 +21,16 @@ Deno.test("MX advertises its extensions and refuses relaying in every form", asy
   try {
     const ehlo = await c.command("EHLO client.example.org");
     assertEquals(ehlo.code, 250);
-    for (const ext of ["PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "STARTTLS"]) {
+    for (
+      const ext of [
+        "PIPELINING",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "STARTTLS",
+      ]
+    ) {
       assert(ehlo.text.split("\n").includes(ext), `EHLO lists ${ext}: ${ehlo.text}`);
     }
     assert(ehlo.text.includes(`SIZE ${limits.messageBytes}`), ehlo.text);

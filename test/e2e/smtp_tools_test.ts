@@ -45,6 +45,46 @@ Deno.test("swaks delivers through the MX over STARTTLS", async () => {
   }
 });
 
+// Perl's Net::SMTP (Debian's perl, libnet) sends a message in two BDAT chunks (RFC 3030).
+const netSmtpBdat = `
+use strict;
+use Net::SMTP;
+my ($port, $to) = @ARGV;
+my $smtp = Net::SMTP->new("127.0.0.1", Port => $port, Hello => "client.example.org", Timeout => 10)
+  or die "connect: $@";
+die "CHUNKING is not offered\\n" unless defined $smtp->supports("CHUNKING");
+$smtp->mail("alice\\@example.org") or die "MAIL: " . $smtp->message;
+$smtp->to($to) or die "RCPT: " . $smtp->message;
+# Net::SMTP turns BDAT on only after MAIL ... BODY=BINARYMIME, which Hearth does not offer: the
+# flag that such a MAIL sets is set here, and the library's own bdat() and bdatlast() do the rest.
+\${*$smtp}{"net_smtp_chunking"} = 1;
+$smtp->bdat("Subject: via Net::SMTP\\r\\n\\r\\nfirst chunk\\r\\n") or die "BDAT: " . $smtp->message;
+$smtp->bdatlast(".\\r\\na dot line above, sent as is\\r\\n") or die "BDAT LAST: " . $smtp->message;
+print $smtp->code, " ", $smtp->message;
+$smtp->quit;
+`;
+
+Deno.test("Perl's Net::SMTP delivers through the MX with BDAT (CHUNKING)", async () => {
+  const box = await startTestBox({ messages: [] });
+  try {
+    const run = await runTool("perl", ["-e", netSmtpBdat, String(box.mxPort), box.address], {
+      pkg: "perl",
+    });
+    assertEquals(run.code, 0, `Net::SMTP failed:\n${run.stdout}\n${run.stderr}`);
+    assert(/^250 2\.6\.0 .*stored/.test(run.stdout), run.stdout);
+    const stored = await inbox(box);
+    assertEquals(stored.length, 1);
+    const { trace, rest } = splitTrace(stored[0]);
+    assert(/with ESMTP\s/.test(trace.get("Received")!), trace.get("Received"));
+    assertEquals(
+      new TextDecoder().decode(rest),
+      "Subject: via Net::SMTP\r\n\r\nfirst chunk\r\n.\r\na dot line above, sent as is\r\n",
+    );
+  } finally {
+    await box.stop();
+  }
+});
+
 Deno.test("commands pipelined with STARTTLS are discarded (MX and submission)", async () => {
   const box = await startTestBox({ messages: [] });
   try {
