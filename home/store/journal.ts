@@ -147,6 +147,12 @@ interface Indexing {
   wake: (() => void) | null;
 }
 
+/** An indexing turn that entries wait for, and the timer that starts it. */
+interface Turn {
+  started: PromiseWithResolvers<void>;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
 function finished(segment: Segment): boolean {
   return segment.done >= segment.entries;
 }
@@ -166,9 +172,9 @@ export interface JournalOptions {
   /** A segment whose entries are all indexed is closed after this long without appends. */
   idleMs?: number;
   /**
-   * Entries journaled within this long of the first one waiting are indexed together, in one
-   * or two KV commits instead of one each (default 20 ms). A reader, a backlog past its bound or
-   * a close starts the turn at once.
+   * Indexing turns start at most this often (default 20 ms): an entry after a quiet moment is
+   * indexed at once, and those that follow share the next turn, in one or two KV commits instead
+   * of one each. A reader, a backlog past its bound or a close starts the turn at once.
    */
   indexDelayMs?: number;
 }
@@ -181,9 +187,9 @@ export class DeliveryJournal {
   readonly #fs: BlobFileSystem;
   readonly #idleMs: number;
   readonly #indexDelayMs: number;
-  /** The indexing turn entries wait for, and its timer. */
-  #turn: { started: PromiseWithResolvers<void>; timer: ReturnType<typeof setTimeout> } | null =
-    null;
+  /** The indexing turn entries wait for, its timer, and when the last one started. */
+  #turn: Turn | null = null;
+  #lastTurn = -Infinity;
   #active: Segment | null = null;
   #spare: Promise<Segment> | null = null;
   readonly #segments = new Map<string, Segment>();
@@ -318,13 +324,21 @@ export class DeliveryJournal {
     }));
   }
 
-  /** Resolves when the current indexing turn starts (made, with its timer, if none waits). */
+  /**
+   * Resolves when the current indexing turn starts. One is made if none waits: at once after a
+   * quiet moment (in the next turn of the event loop, after the caller's reply is written),
+   * else `indexDelayMs` after the last one started.
+   */
   #nextTurn(): Promise<void> {
     if (!this.#turn) {
-      this.#turn = {
-        started: Promise.withResolvers<void>(),
-        timer: setTimeout(() => this.#startTurn(), this.#indexDelayMs),
+      const turn: Turn = { started: Promise.withResolvers<void>() };
+      this.#turn = turn;
+      const start = () => {
+        if (this.#turn === turn) this.#startTurn();
       };
+      const wait = this.#lastTurn + this.#indexDelayMs - performance.now();
+      if (wait <= 0) setImmediate(start);
+      else turn.timer = setTimeout(start, wait);
     }
     return this.#turn.started.promise;
   }
@@ -334,6 +348,7 @@ export class DeliveryJournal {
     const turn = this.#turn;
     if (!turn) return;
     this.#turn = null;
+    this.#lastTurn = performance.now();
     clearTimeout(turn.timer);
     turn.started.resolve();
   }
