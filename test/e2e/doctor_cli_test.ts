@@ -28,15 +28,29 @@ async function hearth(args: string[]) {
   };
 }
 
+/** A free loopback port between 20000 and 32767. */
+function freeLowPort(): number {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+    }
+  }
+}
+
 Deno.test("hearth status and hearth doctor --format json on a fresh data directory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hearth-doctor-cli-" });
   try {
-    // Free ports, so that a box another test runs on the defaults is not taken for this one.
-    const ports = ["imap", "imaps", "mx", "submission", "submissions"].flatMap((p) => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      l.close();
-      return [`--${p}-port`, String((l.addr as Deno.NetAddr).port)];
-    });
+    // Free ports, so that a box another test runs on the defaults is not taken for this one; below
+    // the kernel's ephemeral range (32768 and up), where the other tests' port-0 listeners never
+    // land, so none of them can take one while the doctor looks (it did once, under CI's load).
+    const ports = ["imap", "imaps", "mx", "submission", "submissions"].flatMap((p) => [
+      `--${p}-port`,
+      String(freeLowPort()),
+    ]);
     const init = await hearth(["init", "--data", dir, ...ports]);
     assertEquals(init.code, 0, init.stderr);
 
