@@ -172,7 +172,7 @@ export interface JournalOptions {
   /** A segment whose entries are all indexed is closed after this long without appends. */
   idleMs?: number;
   /**
-   * Indexing turns start at most this often (default 20 ms): an entry after a quiet moment is
+   * Indexing turns start at most this often (default 100 ms): an entry after a quiet moment is
    * indexed at once, and those that follow share the next turn, in one or two KV commits instead
    * of one each. A reader, a backlog past its bound or a close starts the turn at once.
    */
@@ -216,7 +216,7 @@ export class DeliveryJournal {
     this.#kv = kv;
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
-    this.#indexDelayMs = opts.indexDelayMs ?? 20;
+    this.#indexDelayMs = opts.indexDelayMs ?? 100;
   }
 
   /**
