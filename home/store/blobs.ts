@@ -101,8 +101,14 @@ export function packKey(id: string): Deno.KvKey {
 export class BlobStore {
   readonly #root: string;
   readonly #fs: BlobFileSystem;
-  /** Directory fsyncs waiting to run, shared by every put that renamed into that directory (group commit). */
-  readonly #pendingDirSyncs = new Map<string, Promise<void>>();
+  /**
+   * Per directory, the fsync under way and the one waiting to start: every put that renamed into
+   * that directory meanwhile shares the waiting one (group commit).
+   */
+  readonly #dirSyncs = new Map<
+    string,
+    { running: Promise<void> | null; pending: Promise<void> | null }
+  >();
   /** Directories known to exist: a put then skips the mkdir. */
   readonly #madeDirs = new Set<string>();
   #ready: Promise<void> | null = null;
@@ -233,18 +239,34 @@ export class BlobStore {
     await Promise.all([...dirs].map((dir) => this.#fs.syncDirectory(dir)));
   }
 
-  /** fsyncs a directory once for every rename that happened before the sync started. */
+  /**
+   * fsyncs a directory after a rename into it. A sync under way may have started before the
+   * rename, so the caller shares the next one, with every rename until that one starts.
+   */
   #syncDir(dir: string): Promise<void> {
-    const pending = this.#pendingDirSyncs.get(dir);
-    if (pending) return pending;
-    const run = (async () => {
-      // Let renames issued in the same tick join this sync.
+    let state = this.#dirSyncs.get(dir);
+    if (!state) this.#dirSyncs.set(dir, state = { running: null, pending: null });
+    if (state.pending) return state.pending;
+    const s = state;
+    const before = s.running;
+    const sync = Promise.withResolvers<void>();
+    (async () => {
+      await before?.catch(() => {});
+      // Renames of the same tick join too.
       await Promise.resolve();
-      this.#pendingDirSyncs.delete(dir);
-      await this.#fs.syncDirectory(dir);
+      s.pending = null;
+      s.running = sync.promise;
+      try {
+        await this.#fs.syncDirectory(dir);
+        sync.resolve();
+      } catch (e) {
+        sync.reject(e);
+      } finally {
+        if (s.running === sync.promise) s.running = null;
+      }
     })();
-    this.#pendingDirSyncs.set(dir, run);
-    return run;
+    s.pending = sync.promise;
+    return sync.promise;
   }
 
   /** True when a blob's file exists. */
