@@ -26,6 +26,8 @@ const TOOLS: Tool[] = [
   { cmd: ["/usr/bin/python3", "-c", "import dkim"], pkg: "python3-dkim" },
   { cmd: ["mbsync", "--version"], pkg: "isync" },
   { cmd: ["age", "--version"], pkg: "age" },
+  // Net::SMTP (libnet, in Debian's perl) with BDAT: the CHUNKING client of smtp_tools_test.ts.
+  { cmd: ["perl", "-MNet::SMTP", "-e", "Net::SMTP->can('bdatlast') or exit 1"], pkg: "perl" },
   {
     cmd: ["swaks", "--support"],
     pkg: "swaks libnet-ssleay-perl libio-socket-ssl-perl",
@@ -56,7 +58,7 @@ async function checkTool(tool: Tool): Promise<string | undefined> {
   return problem ? `${name}: ${problem}: ${hint}` : undefined;
 }
 
-Deno.test("e2e tools (python3, python3-dkim, curl, mbsync, age, swaks) are installed", async () => {
+Deno.test("e2e tools (python3, python3-dkim, curl, mbsync, age, perl, swaks) are installed", async () => {
   const problems = (await Promise.all(TOOLS.map(checkTool))).filter((p) => p !== undefined);
   if (problems.length > 0) {
     throw new Error(
