@@ -87,7 +87,8 @@ export const denoFileSystem: BlobFileSystem = {
 };
 
 const idPattern = /^[0-9a-f]{32}$/;
-const packNamePattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
+/** The name of a journal segment, which a pack keeps (journal.ts). */
+export const packNamePattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
 
 /** Where a blob lives in a pack: the pack's name, the offset of its sealed bytes, their length. */
 export type PackLocation = [pack: string, offset: number, length: number];

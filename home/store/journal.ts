@@ -44,6 +44,7 @@ import {
   denoFileSystem,
   packKey,
   type PackLocation,
+  packNamePattern,
 } from "./blobs.ts";
 import { deletePrefix } from "./chunks.ts";
 
@@ -73,7 +74,6 @@ const prefixBytes = 12;
 /** Preallocated size of a segment: overwriting zeros needs no size change at each fdatasync. */
 export const segmentBytes = 4 * 1024 * 1024;
 const markerPrefix = "journal-done";
-const segmentPattern = /^[0-9a-z]+-[0-9a-f]{8}\.jnl$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -358,16 +358,11 @@ export class DeliveryJournal {
     for (const items of this.#pending.values()) for (const item of items) item.wake?.();
   }
 
-  /** Notes an entry as indexed (its marker committed). */
+  /** Notes an entry as indexed (its marker committed): a closed segment all indexed goes. */
   done(entry: JournalEntry) {
-    this.#count(entry, "done");
-  }
-
-  /** A closed segment whose entries are all indexed goes to the packs. */
-  #count(entry: JournalEntry, what: "done") {
     const segment = this.#segments.get(entry.marker[1] as string);
     if (!segment) return;
-    segment[what]++;
+    segment.done++;
     if (segment.closed) this.#retireIfDone(segment);
     else if (segment === this.#active && finished(segment)) this.#armIdle();
   }
@@ -541,7 +536,6 @@ export class DeliveryJournal {
     const removal = (async () => {
       try {
         if (segment.entries === 0) {
-          closeQuietly(segment.file);
           await this.#fs.remove(segment.path);
           return;
         }
@@ -612,7 +606,7 @@ export async function recoverJournal(
   for (const dir of dirs) {
     try {
       for await (const e of Deno.readDir(dir)) {
-        if (e.isFile && segmentPattern.test(e.name)) found.push([e.name, dir]);
+        if (e.isFile && packNamePattern.test(e.name)) found.push([e.name, dir]);
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;

@@ -450,9 +450,9 @@ export class SmtpConnection {
     this.#chunk = null;
     this.#mode = "command";
     const message = this.#chunked;
-    const tooLarge = message !== null && message.size > limits.messageBytes;
-    if (chunk.refusal || tooLarge) {
-      this.#send(chunk.refusal ?? tooLargeReply());
+    // A chunk that takes the message past the limit was refused when announced (#bdat).
+    if (chunk.refusal) {
+      this.#send(chunk.refusal);
       // A refused last chunk ends the transaction's message (RFC 3030 §3: the client sends RSET
       // after a failure; a new transaction starts clean either way).
       if (chunk.last && message) this.#resetTransaction();
