@@ -40,6 +40,8 @@ export interface BlobFileSystem {
   syncDirectory(path: string): Promise<void>;
   /** fdatasync of an open file (the delivery journal's appends). */
   syncFile(file: Deno.FsFile): Promise<void>;
+  /** The same fdatasync on the calling thread (the journal's inline syncs). */
+  syncFileNow(file: Deno.FsFile): void;
   readFile(path: string): Promise<Uint8Array>;
   remove(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
@@ -75,6 +77,7 @@ export const denoFileSystem: BlobFileSystem = {
     }
   },
   syncFile: (file) => file.syncData(),
+  syncFileNow: (file) => file.syncDataSync(),
   readFile: (path) => Deno.readFile(path),
   async remove(path) {
     try {

@@ -66,6 +66,13 @@ export class FsyncFaults {
         }
         await base.syncFile(file);
       },
+      syncFileNow: (file) => {
+        if (this.fileData) {
+          this.injected.fileData++;
+          throw fsyncError("fdatasync");
+        }
+        base.syncFileNow(file);
+      },
       syncDirectory: async (path) => {
         if (this.directory) {
           this.injected.directory++;

@@ -177,7 +177,15 @@ export interface JournalOptions {
    * of one each. A reader, a backlog past its bound or a close starts the turn at once.
    */
   indexDelayMs?: number;
+  /**
+   * An append's fdatasync runs on this thread while recent syncs average at most this long
+   * (default 2 ms; 0: always on the blocking pool). See {@linkcode DeliveryJournal.inlineSync}.
+   */
+  inlineSyncMs?: number;
 }
+
+/** After inline syncs slower than the bound, syncs go to the blocking pool for this long. */
+const inlineBackoffMs = 10_000;
 
 /** Appends deliveries durably; see the module's documentation. */
 export class DeliveryJournal {
@@ -187,6 +195,11 @@ export class DeliveryJournal {
   readonly #fs: BlobFileSystem;
   readonly #idleMs: number;
   readonly #indexDelayMs: number;
+  readonly #inlineSyncMs: number;
+  /** Inline syncs resume at this time (performance.now()) after slow ones. */
+  #inlineAfter = 0;
+  /** The recent inline syncs' time, ms: an exponential moving average. */
+  #inlineMs = 0;
   /** The indexing turn entries wait for, its timer, and when the last one started. */
   #turn: Turn | null = null;
   #lastTurn = -Infinity;
@@ -217,6 +230,21 @@ export class DeliveryJournal {
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
     this.#indexDelayMs = opts.indexDelayMs ?? 100;
+    this.#inlineSyncMs = opts.inlineSyncMs ?? 2;
+  }
+
+  /**
+   * True when the next append's fdatasync runs on this thread. On a fast disk it does: the hop
+   * to the blocking pool and back (two thread wake-ups, each tens of microseconds on a virtual
+   * machine, more when this thread is busy as the sync ends) cost as much as the sync itself,
+   * and it was the largest part of a one-session delivery (docs/store.md, "Inline syncs").
+   * Appends that arrive meanwhile wait in their sockets and share the next sync, so busier
+   * loads still group their syncs. When the recent syncs average more than `inlineSyncMs` (a
+   * slow or failing disk; one slow sync among fast ones does not count for much), they go to
+   * the pool for `inlineBackoffMs`, then this thread tries again.
+   */
+  get inlineSync(): boolean {
+    return this.#inlineSyncMs > 0 && performance.now() >= this.#inlineAfter;
   }
 
   /**
@@ -409,6 +437,23 @@ export class DeliveryJournal {
     }
   }
 
+  /** An append's fdatasync: on this thread or on the pool (see {@linkcode inlineSync}). */
+  async #sync(file: Deno.FsFile) {
+    if (!this.inlineSync) return await this.#fs.syncFile(file);
+    const started = performance.now();
+    try {
+      this.#fs.syncFileNow(file);
+    } finally {
+      const took = performance.now() - started;
+      this.#inlineMs += (took - this.#inlineMs) * 0.2;
+      if (this.#inlineMs > this.#inlineSyncMs) {
+        log.info("journal.slow-syncs", { ms: Math.round(this.#inlineMs * 10) / 10 });
+        this.#inlineAfter = performance.now() + inlineBackoffMs;
+        this.#inlineMs = this.#inlineSyncMs / 2;
+      }
+    }
+  }
+
   /** The queued appends that fit in one segment. */
   #take(): Queued[] {
     let bytes = 0;
@@ -437,7 +482,7 @@ export class DeliveryJournal {
       let off = 0;
       while (off < data.length) off += segment.file.writeSync(data.subarray(off));
       segment.used += data.length;
-      await this.#fs.syncFile(segment.file);
+      await this.#sync(segment.file);
       this.syncs++;
     } catch (e) {
       // The bytes may or may not be on disk: none of these appends was promised, so none may

@@ -9,7 +9,12 @@ import {
   segmentBytes,
 } from "../../../home/store/journal.ts";
 import { AccountRegistry } from "../../../home/store/accounts.ts";
-import { BlobStore, denoFileSystem, packKey } from "../../../home/store/blobs.ts";
+import {
+  type BlobFileSystem,
+  BlobStore,
+  denoFileSystem,
+  packKey,
+} from "../../../home/store/blobs.ts";
 import { StagedBlobs } from "../../../home/store/staging.ts";
 import { deliverLocally, indexRecovered } from "../../../home/store/deliver.ts";
 import { FsyncFaults } from "../../../home/store/fsync_faults.ts";
@@ -101,6 +106,50 @@ Deno.test("DeliveryJournal groups concurrent appends into one fdatasync and move
     for (const e of entries) {
       assertEquals([...(await f.blobs.readPacked(e.blob, e.location))!], [...e.sealed]);
     }
+  }));
+
+Deno.test("journal syncs run on this thread while they are fast, on the pool for a while after a slow one", () =>
+  withFixture(async (f) => {
+    const calls: string[] = [];
+    let slowMs = 0;
+    // The syncs themselves are skipped: what is checked is where they run, not the disk.
+    const fileSystem: BlobFileSystem = {
+      ...denoFileSystem,
+      syncFile: (_file) => {
+        calls.push("pool");
+        return Promise.resolve();
+      },
+      syncFileNow: (_file) => {
+        calls.push("inline");
+        const until = performance.now() + slowMs;
+        while (performance.now() < until) { /* a disk that takes slowMs */ }
+      },
+    };
+    const journal = await DeliveryJournal.open(f.kv, f.blobs, { fileSystem, inlineSyncMs: 50 });
+    const append = async (n: number) => {
+      const [h, s] = await sealedFor(f, n);
+      return await journal.append(h, s);
+    };
+    await append(0); // the segment's creation syncs on the pool, its first append inline
+    await append(1);
+    assert(journal.inlineSync);
+    // One sync of 300 ms among fast ones moves the average (a fifth of each) past 50 ms.
+    slowMs = 300;
+    await append(2);
+    assert(!journal.inlineSync);
+    slowMs = 0;
+    await append(3);
+    await append(4);
+    assertEquals(calls, ["pool", "inline", "inline", "inline", "pool", "pool"]);
+    await journal.close(0);
+
+    // inlineSyncMs 0: every sync on the pool.
+    calls.length = 0;
+    const pooled = await DeliveryJournal.open(f.kv, f.blobs, { fileSystem, inlineSyncMs: 0 });
+    const [h, s] = await sealedFor(f, 5);
+    await pooled.append(h, s);
+    assertEquals(calls, ["pool", "pool"]);
+    await pooled.close(0);
   }));
 
 Deno.test("recoverJournal indexes the entries without a marker, then moves segments to the packs", () =>
