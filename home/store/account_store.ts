@@ -259,6 +259,10 @@ export class AccountStore {
     }
     if (stagedBytes) this.#staging.noteStaged(stagedBytes);
     for (const r of results) r.ok ? r.p.resolve(r.value) : r.p.reject(r.value);
+    // Texts left over (a burst's, made at once when it ended) get the next commit soon, not
+    // whenever the next mail comes: until then they hold memory, and they would be written
+    // during that mail's burst, sharing the disk with its journal syncs.
+    if (this.#meta.textsReady) this.#flushTextsSoon();
     if (events.length) this.#notify(events);
     if (this.#log.entries > this.#compactAfterEntries) {
       await this.#log.compact(this.state.snapshotOps()).catch((e) =>

@@ -149,3 +149,26 @@ Deno.test("addDelivered() stores the search text with a later commit, or alone s
     assert((await store.text(blob)).headers.includes("text later"));
     await store.close();
   }));
+
+Deno.test("search texts of a burst are all stored soon after it, more than one commit holds", () =>
+  withFixture(async (f) => {
+    const store = await f.open();
+    // 40 texts of about 12 KB: about twice what one commit takes (textBytesPerCommit).
+    const body = "A line of text for the search index, long enough to count.\r\n".repeat(200);
+    const blobs: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const raw = message(`burst ${i}`, body);
+      blobs.push(
+        await store.addDelivered(await sealToRecipient(raw, store.keys.recipient), raw, i),
+      );
+    }
+    // No more mail, no other commit: the texts still reach KV, in commits of their own.
+    const until = Date.now() + 10_000;
+    for (const blob of blobs) {
+      while (!(await f.kv.get(["text", f.id, blob, 0])).versionstamp) {
+        assert(Date.now() < until, "every search text stored within 10 s");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await store.close();
+  }));
