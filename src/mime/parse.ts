@@ -289,8 +289,25 @@ function clampPart(part: MimePart, end: number): void {
  * ```
  */
 export function countLines(raw: Uint8Array, start: number, end: number): number {
-  // A plain loop: `indexOf` per line cost 50–200 µs for 10 KB of short lines, this 10–17 µs.
+  // Four bytes at a time over the aligned middle: `indexOf` per line cost 50–200 µs for 10 KB of
+  // short lines, a plain loop 21 µs, this about a third of that.
   let n = 0;
-  for (let i = start; i < end; i++) if (raw[i] === LF) n++;
+  let i = start;
+  const head = Math.min(end, start + ((4 - ((raw.byteOffset + start) & 3)) & 3));
+  for (; i < head; i++) if (raw[i] === LF) n++;
+  const words = (end - i) >>> 2;
+  if (words > 0) {
+    const view = new Uint32Array(raw.buffer, raw.byteOffset + i, words);
+    for (let w = 0; w < words; w++) {
+      // A byte of x is zero exactly where the byte was LF; t gets 0x80 in those bytes only
+      // (no carry between bytes: each is at most 0x7F + 0x7F).
+      const x = view[w] ^ 0x0a0a0a0a;
+      let t = ~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x | 0x7f7f7f7f);
+      t = (t >>> 7) & 0x01010101;
+      n += Math.imul(t, 0x01010101) >>> 24;
+    }
+    i += words * 4;
+  }
+  for (; i < end; i++) if (raw[i] === LF) n++;
   return n;
 }

@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { mimeLimits } from "../../../src/mime/mime_limits.ts";
-import { type MimePart, parseMime } from "../../../src/mime/parse.ts";
+import { countLines, type MimePart, parseMime } from "../../../src/mime/parse.ts";
 import { fixture, message, text } from "./fixtures.ts";
 
 function slice(raw: Uint8Array, start: number, end: number): string | null {
@@ -144,4 +144,22 @@ Deno.test("parseMime() stops adding parts at mimeLimits.parts", () => {
   lines.push("--p--");
   const root = parseMime(message(...lines));
   strictEqual(root.children.length, mimeLimits.parts - 1);
+});
+
+Deno.test("countLines() counts LF bytes at any offset and alignment, as a byte-by-byte count does", () => {
+  // Bytes that differ from LF in one bit, and 0x0A with the high bit set, must not count.
+  const alphabet = [0x0a, 0x0d, 0x8a, 0x0b, 0x08, 0x00, 0xff, 0x2e, 0x41];
+  const buffer = new Uint8Array(300);
+  let seed = 7;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16;
+  for (let trial = 0; trial < 2_000; trial++) {
+    for (let i = 0; i < buffer.length; i++) buffer[i] = alphabet[next() % alphabet.length];
+    const offset = next() % 8;
+    const raw = buffer.subarray(offset, offset + (next() % 280));
+    const start = Math.min(raw.length, next() % 5);
+    const end = Math.max(start, raw.length - (next() % 5));
+    let expected = 0;
+    for (let i = start; i < end; i++) if (raw[i] === 0x0a) expected++;
+    strictEqual(countLines(raw, start, end), expected, `offset ${offset}, ${start}..${end}`);
+  }
 });
