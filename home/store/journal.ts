@@ -179,7 +179,7 @@ export interface JournalOptions {
   indexDelayMs?: number;
   /**
    * An append's fdatasync runs on this thread while recent syncs average at most this long
-   * (default 2 ms; 0: always on the blocking pool). See {@linkcode DeliveryJournal.inlineSync}.
+   * (default 10 ms; 0: always on the blocking pool). See {@linkcode DeliveryJournal.inlineSync}.
    */
   inlineSyncMs?: number;
 }
@@ -230,7 +230,7 @@ export class DeliveryJournal {
     this.#fs = opts.fileSystem ?? denoFileSystem;
     this.#idleMs = opts.idleMs ?? 2_000;
     this.#indexDelayMs = opts.indexDelayMs ?? 100;
-    this.#inlineSyncMs = opts.inlineSyncMs ?? 2;
+    this.#inlineSyncMs = opts.inlineSyncMs ?? 10;
   }
 
   /**
