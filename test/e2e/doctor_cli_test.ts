@@ -3,6 +3,7 @@
  * directory (a `.localhost` domain: no DNS lookups leave the machine).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { freeLowPort } from "../free_low_port.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -26,19 +27,6 @@ async function hearth(args: string[]) {
     stdout: new TextDecoder().decode(out.stdout),
     stderr: new TextDecoder().decode(out.stderr),
   };
-}
-
-/** A free loopback port between 20000 and 32767. */
-function freeLowPort(): number {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_768);
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AddrInUse)) throw e;
-    }
-  }
 }
 
 Deno.test("hearth status and hearth doctor --format json on a fresh data directory", async () => {

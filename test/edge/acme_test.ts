@@ -10,17 +10,11 @@ import { createApp } from "../../edge/app.ts";
 import { EdgeStore } from "../../edge/store.ts";
 import { issueServerCertificate, makeCertificateAuthority } from "../../src/tls.ts";
 import { log } from "../../src/log.ts";
+import { freeLowPort } from "../free_low_port.ts";
 
 log.setLevel("error");
 
 const pebbleBinary = "/usr/bin/pebble";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** Starts pebble with its VA pointed at `httpPort` (where the edge will listen). */
 async function startPebble(dir: string, httpPort: number) {
@@ -34,8 +28,8 @@ async function startPebble(dir: string, httpPort: number) {
   const leaf = await issueServerCertificate(ca, ["localhost", "127.0.0.1"]);
   await Deno.writeTextFile(`${dir}/pebble-cert.pem`, leaf.certPem);
   await Deno.writeTextFile(`${dir}/pebble-key.pem`, leaf.keyPem);
-  const acmePort = freePort();
-  const managementPort = freePort();
+  const acmePort = freeLowPort();
+  const managementPort = freeLowPort();
   await Deno.writeTextFile(
     `${dir}/pebble.json`,
     JSON.stringify({
@@ -45,7 +39,7 @@ async function startPebble(dir: string, httpPort: number) {
         certificate: `${dir}/pebble-cert.pem`,
         privateKey: `${dir}/pebble-key.pem`,
         httpPort,
-        tlsPort: freePort(),
+        tlsPort: freeLowPort(),
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
       },
@@ -74,7 +68,8 @@ async function startPebble(dir: string, httpPort: number) {
     await child.status;
     await collecting;
   };
-  const deadline = Date.now() + 10_000;
+  // Pebble makes its keys before it listens: slow under the whole suite's load.
+  const deadline = Date.now() + 30_000;
   for (;;) {
     try {
       const res = await fetch(`https://localhost:${acmePort}/dir`, { client });
@@ -167,7 +162,7 @@ Deno.test({
     "the edge obtains a certificate from pebble by HTTP-01, serves it, and renews it near expiry",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "hearth-acme-" });
-    const httpPort = freePort();
+    const httpPort = freeLowPort();
     const pebble = await startPebble(dir, httpPort);
     let clock = Date.now();
     let edge: Edge | undefined;
