@@ -9,7 +9,8 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { loadConfig } from "../../src/config.ts";
 import { initDataDir, openStore } from "../../home/box.ts";
 import { createAccount } from "../../home/store/accounts.ts";
-import { freePort, RawImap } from "./raw_imap.ts";
+import { RawImap } from "./raw_imap.ts";
+import { freeLowPort } from "../free_low_port.ts";
 
 const address = "crash@hearth.localhost";
 const password = "crash test password";
@@ -44,7 +45,7 @@ function startHomeProcess(dir: string, port: number) {
       "--imap-port",
       String(port),
       "--imaps-port",
-      String(freePort()),
+      String(freeLowPort()),
       "--mx-port",
       "0",
       "--submission-port",
@@ -103,7 +104,7 @@ Deno.test({
       await createAccount(kv, blobs, address, password, 10);
       kv.close();
 
-      const port = freePort();
+      const port = freeLowPort();
       const first = startHomeProcess(dir, port);
       const firstOut = await waitRunning(first);
 

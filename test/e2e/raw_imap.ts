@@ -144,11 +144,3 @@ export class RawImap {
     } catch { /* already closed */ }
   }
 }
-
-/** A port that was free a moment ago. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}

@@ -20,16 +20,10 @@ import { openStore } from "../../home/box.ts";
 import { startEdge } from "../../edge/main.ts";
 import { issueServerCertificate } from "../../src/tls.ts";
 import { withoutAddresses } from "../../home/probes.ts";
+import { freeLowPort } from "../free_low_port.ts";
 
 const dayMs = 24 * 3600_000;
 const plenty = () => Promise.resolve({ availableBytes: 50 * 2 ** 30, totalBytes: 100 * 2 ** 30 });
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function setUp(dir: string) {
   const config = await loadConfig(dir, {
@@ -37,11 +31,11 @@ async function setUp(dir: string) {
     hostname: "localhost",
     edgeHostname: "mx.example.org",
     mailHostname: "localhost",
-    imapPort: freePort(),
-    imapsPort: freePort(),
-    mxPort: freePort(),
-    submissionPort: freePort(),
-    submissionsPort: freePort(),
+    imapPort: freeLowPort(),
+    imapsPort: freeLowPort(),
+    mxPort: freeLowPort(),
+    submissionPort: freeLowPort(),
+    submissionsPort: freeLowPort(),
     scryptLogN: 10,
   });
   await initDataDir(config);
@@ -74,7 +68,7 @@ Deno.test("hearth doctor names each problem of a broken setup and its fix", asyn
     });
     await Deno.writeTextFile(`${dir}/tls/cert.pem`, expired.certPem);
     // An edge link to a port where nothing listens.
-    const closed = freePort();
+    const closed = freeLowPort();
     await homeSigningKey(dir);
     await Deno.writeTextFile(
       `${dir}/edge-link.json`,
